@@ -1,0 +1,202 @@
+"""The result cache.
+
+Layout under the cache root::
+
+    SCHEMA                      {"schema": N}: refuse caches written by a newer dlbench
+    runs/<key>.parquet          one row: status, config, summary (written LAST: its presence = run complete)
+    epochs/<key>.parquet        one row per epoch
+    steps/<key>.parquet         subsampled per-step training loss
+    grads/<key>.parquet         per epoch and layer: mean and max gradient norm
+    predictions/<key>.parquet   per test sample: label, prediction, confidence
+    checkpoints/<key>.pt        last finished epoch of a run in progress (deleted when it completes)
+    weights/<key>.pt            final weights of a completed run
+    quarantine/                 unreadable files moved aside, so the rest of the cache stays usable
+
+Every file is written to a temporary name in its folder and renamed into place, so a crash never leaves half a
+file and readers never see one. Everything a table or figure shows is derived from these files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from dlbench.config import SCHEMA_VERSION, TrainConfig
+from dlbench.errors import CacheError, RunNotFoundError, UsageError
+
+TABLES = ("runs", "epochs", "steps", "grads", "predictions")
+
+
+class CacheWarning(UserWarning):
+    pass
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._check_schema()
+
+    # -- layout ---------------------------------------------------------------------------------------------
+    def path(self, table: str, key: str) -> Path:
+        return self.root / table / f"{key}.parquet"
+
+    def checkpoint_path(self, key: str) -> Path:
+        return self.root / "checkpoints" / f"{key}.pt"
+
+    def weights_path(self, key: str) -> Path:
+        return self.root / "weights" / f"{key}.pt"
+
+    def _check_schema(self) -> None:
+        marker = self.root / "SCHEMA"
+        if marker.exists():
+            try:
+                found = json.loads(marker.read_text())["schema"]
+            except Exception:
+                raise CacheError(f"{marker} is unreadable; delete it and dlbench will write it again") from None
+            if found > SCHEMA_VERSION:
+                raise CacheError(
+                    f"the cache at {self.root} was written by a newer dlbench (schema {found}, this one reads "
+                    f"{SCHEMA_VERSION}); upgrade dlbench or choose another --cache-dir"
+                )
+
+    def _ensure_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the cache folder {self.root} ({exc.strerror}); "
+                             "choose a writable --cache-dir or DLBENCH_HOME") from None
+        marker = self.root / "SCHEMA"
+        if not marker.exists():
+            tmp = marker.with_name(f".SCHEMA.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"schema": SCHEMA_VERSION}))
+            os.replace(tmp, marker)
+
+    # -- writing --------------------------------------------------------------------------------------------
+    def save(self, config: TrainConfig, result) -> dict:
+        """Store a finished run (ok, diverged or oom). Returns its `runs` row."""
+        self._ensure_root()
+        key = config.key
+        tables = {
+            "epochs": pd.DataFrame(result.epochs),
+            "steps": pd.DataFrame(result.steps),
+            "grads": pd.DataFrame(result.grads),
+            "predictions": pd.DataFrame(result.predictions or {}),
+        }
+        for name, df in tables.items():
+            df.insert(0, "key", key) if len(df) else None
+            write_parquet(df, self.path(name, key))
+        if result.state_dict is not None:
+            from dlbench.engine.checkpoint import save_atomic
+
+            save_atomic(result.state_dict, self.weights_path(key))
+        row = {
+            "key": key,
+            "status": result.status,
+            "message": result.message,
+            "model": config.model,
+            "dataset": config.dataset,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "config": config.canonical_json(),
+            "command": config.command(),
+            **result.summary,
+        }
+        write_parquet(pd.DataFrame([row]), self.path("runs", key))  # last: marks the run complete
+        self.checkpoint_path(key).unlink(missing_ok=True)
+        return row
+
+    # -- reading --------------------------------------------------------------------------------------------
+    def _read(self, path: Path) -> pd.DataFrame | None:
+        try:
+            return pd.read_parquet(path)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            moved = self.quarantine(path)
+            warnings.warn(
+                f"{path} is unreadable ({type(exc).__name__}); moved it to {moved}; rerun to recompute that run",
+                CacheWarning,
+                stacklevel=2,
+            )
+            return None
+
+    def quarantine(self, path: Path) -> Path:
+        dest = self.root / "quarantine" / f"{path.parent.name}-{path.name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        return dest
+
+    def has(self, key: str) -> bool:
+        path = self.path("runs", key)
+        return path.exists() and self._read(path) is not None
+
+    def get(self, key: str) -> dict:
+        """The `runs` row of ``key`` (a unique prefix is enough)."""
+        full = self.resolve_key(key)
+        df = self._read(self.path("runs", full))
+        if df is None:
+            raise RunNotFoundError(f"run {key} is not in the cache at {self.root}; see `dlbench runs`")
+        return df.iloc[0].to_dict()
+
+    def keys(self) -> list[str]:
+        folder = self.root / "runs"
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.parquet"))
+
+    def resolve_key(self, key: str) -> str:
+        if not key or not all(c in "0123456789abcdef" for c in key):
+            raise RunNotFoundError(f"'{key}' is not a run key (16 hex digits, or a unique prefix); see `dlbench runs`")
+        matches = [k for k in self.keys() if k.startswith(key)]
+        if not matches:
+            raise RunNotFoundError(f"no cached run with key {key} in {self.root}; see `dlbench runs`")
+        if len(matches) > 1:
+            raise RunNotFoundError(f"key prefix {key} matches {len(matches)} runs; give more digits")
+        return matches[0]
+
+    def runs(self, model: str | None = None, dataset: str | None = None, status: str | None = None,
+             keys: list[str] | None = None) -> pd.DataFrame:
+        frames = [df for k in (keys if keys is not None else self.keys())
+                  if (df := self._read(self.path("runs", k))) is not None]
+        if not frames:
+            return pd.DataFrame(columns=["key", "status", "model", "dataset"])
+        df = pd.concat(frames, ignore_index=True)
+        if model:
+            df = df[df["model"] == model]
+        if dataset:
+            df = df[df["dataset"] == dataset]
+        if status:
+            df = df[df["status"] == status]
+        return df.sort_values(["created", "key"]).reset_index(drop=True)
+
+    def table(self, name: str, keys: list[str]) -> pd.DataFrame:
+        if name not in TABLES:
+            raise ValueError(name)
+        frames = [df for k in keys if (df := self._read(self.path(name, k))) is not None and len(df)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def config(self, key: str) -> TrainConfig:
+        return TrainConfig.from_json(self.get(key)["config"])
+
+    def remove(self, key: str) -> None:
+        full = self.resolve_key(key)
+        self.path("runs", full).unlink(missing_ok=True)  # first: the run is no longer complete
+        for name in TABLES[1:]:
+            self.path(name, full).unlink(missing_ok=True)
+        self.checkpoint_path(full).unlink(missing_ok=True)
+        self.weights_path(full).unlink(missing_ok=True)
+
+    def clear_quarantine(self) -> None:
+        shutil.rmtree(self.root / "quarantine", ignore_errors=True)

@@ -1,0 +1,39 @@
+"""The typer app: one module per command, wired here. Command modules import torch only when they run."""
+
+from __future__ import annotations
+
+import typer
+
+from dlbench import __version__
+from dlbench.cli import count_params, registry, runs, solve_depth, train
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dlbench {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    name="dlbench",
+    help="One command per classic small-vision-model study: train, sweep, count, solve, look inside, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """dlbench: results are cached by config, so nothing runs twice."""
+
+
+app.command("models")(registry.models)
+app.command("datasets")(registry.datasets)
+app.command("count-params")(count_params.count_params)
+app.command("solve-depth")(solve_depth.solve_depth)
+app.command("train")(train.train)
+app.add_typer(runs.app, name="runs")

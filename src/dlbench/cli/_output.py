@@ -1,0 +1,103 @@
+"""All rendering: rich tables for people, CSV/JSON/Markdown for programs. Results go to stdout,
+progress and diagnostics to stderr."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Sequence
+from enum import Enum
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+def fmt_cell(value, column: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if column.endswith(("acc", "_acc")) or "acc" in column:
+            return f"{value:.4f}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    if isinstance(value, tuple | list):
+        return "/".join(str(v) for v in value)
+    return str(value)
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):  # numpy / pandas scalars
+        return value.item()
+    return value
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = [fmt_cell(row.get(c), c).replace("|", "\\|") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_rows(
+    rows: Sequence[dict],
+    columns: Sequence[str] | None = None,
+    fmt: Format | str = Format.table,
+    title: str | None = None,
+    highlight: int | None = None,
+) -> None:
+    """Print ``rows`` (dicts) in the chosen format; ``highlight`` marks one row index (the best)."""
+    fmt = Format(fmt)
+    columns = list(columns or (rows[0].keys() if rows else []))
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2) + "\n")
+    elif fmt is Format.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow(["/".join(map(str, v)) if isinstance(v, tuple | list) else v for v in
+                             (_plain(r.get(c)) for c in columns)])
+        sys.stdout.write(buf.getvalue())
+    elif fmt is Format.markdown:
+        sys.stdout.write(markdown_table(rows, columns) + "\n")
+    else:
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for c in columns:
+            table.add_column(c, justify="right" if _numeric(rows, c) else "left")
+        for i, r in enumerate(rows):
+            table.add_row(*[fmt_cell(r.get(c), c) for c in columns], style="bold green" if i == highlight else None)
+        out.print(table)
+
+
+def print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_plain) + "\n")
+
+
+def _numeric(rows, column) -> bool:
+    vals = [r.get(column) for r in rows if r.get(column) is not None]
+    return bool(vals) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)

@@ -1,0 +1,72 @@
+"""`dlbench runs`: list, show and remove cached runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dlbench.cli._options import CacheDirOpt, FormatOpt
+from dlbench.cli._output import Format, err, render_rows
+
+app = typer.Typer(help="List, show and remove cached runs.", no_args_is_help=False, add_completion=False)
+
+LIST_COLUMNS = ["key", "status", "model", "dataset", "test_acc", "best_val_acc", "epochs_run", "params",
+                "seconds_per_epoch", "created"]
+
+
+def _store(cache_dir):
+    from dlbench import paths
+    from dlbench.cache import Store
+
+    return Store(paths.cache_dir(cache_dir))
+
+
+@app.callback(invoke_without_command=True)
+def runs(
+    ctx: typer.Context,
+    model: str = typer.Option(None, "--model", "-m", help="Only runs of this model."),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Only runs on this dataset."),
+    status: str = typer.Option(None, "--status", help="ok | diverged | oom"),
+    cache_dir: Path = CacheDirOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """List cached runs (filter by model, dataset, status)."""
+    if ctx.invoked_subcommand:
+        ctx.obj = {"cache_dir": cache_dir}
+        return
+    store = _store(cache_dir)
+    df = store.runs(model=model, dataset=dataset, status=status)
+    rows = df.reindex(columns=LIST_COLUMNS).to_dict("records")
+    render_rows(rows, LIST_COLUMNS, fmt=fmt, title=f"{len(rows)} cached runs in {store.root}")
+
+
+@app.command("show")
+def show(
+    key: str = typer.Argument(..., help="Run key (a unique prefix is enough)."),
+    cache_dir: Path = CacheDirOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Show one run: its epochs, summary and the command that reproduces it."""
+    from dlbench.cli._output import print_json
+    from dlbench.cli.train import record, show_run
+
+    store = _store(cache_dir)
+    rec = record(store.get(key), cached=True)
+    if fmt == Format.json:
+        print_json(rec)
+    else:
+        show_run(store, rec, fmt)
+
+
+@app.command("rm")
+def remove(
+    keys: list[str] = typer.Argument(..., help="Run keys (unique prefixes) to delete."),
+    cache_dir: Path = CacheDirOpt,
+) -> None:
+    """Delete runs from the cache (all their tables, checkpoint and weights)."""
+    store = _store(cache_dir)
+    full = [store.resolve_key(k) for k in keys]  # check every key before deleting any
+    for k in full:
+        store.remove(k)
+    err.print(f"removed {len(full)} run(s) from {store.root}")

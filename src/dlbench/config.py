@@ -1,0 +1,220 @@
+"""The resolved training configuration and its identity.
+
+A run *is* its resolved config: model and its full settings, dataset and its options, every training option,
+the device kind and precision. ``run_key`` hashes the canonical JSON of that config together with
+``SCHEMA_VERSION``, so two invocations that resolve to the same config share one cached result, and a change
+of what a result means (a schema bump) never reuses old results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from dlbench.errors import UsageError
+from dlbench.settings import canon_key, coerce, format_value
+
+SCHEMA_VERSION = 1
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Every training option, with its default. Field names are the option names (dashes on the CLI)."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "none"
+    warmup_epochs: float = 0.0
+    step_every: int = 0  # step schedule: epochs between decays (0: a third of the run)
+    gamma: float = 0.1  # step schedule: decay factor
+    batch_size: int = 128
+    epochs: int = 10
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max global gradient norm; 0: off
+    patience: int = 0  # early stopping on validation accuracy; 0: off
+    val_split: float = 0.1  # fraction of train held out (the seeds' 45k/5k on CIFAR-10)
+    train_subset: int = 0  # use only the first N training images (after the split); 0: all
+    normalize: bool = True
+    augment: bool = False  # random crop (pad 4) and horizontal flip, on the device
+    seed: int = 0
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    compile: bool = False
+
+    def validate(self) -> TrainOptions:
+        def need(cond, msg):
+            if not cond:
+                raise UsageError(msg)
+
+        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{self.optimizer}'")
+        need(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}")
+        need(self.lr > 0, f"lr must be positive, got {self.lr:g}")
+        need(self.momentum >= 0, f"momentum must be >= 0, got {self.momentum:g}")
+        need(self.weight_decay >= 0, f"weight-decay must be >= 0, got {self.weight_decay:g}")
+        need(self.batch_size >= 1, f"batch-size must be at least 1, got {self.batch_size}")
+        need(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
+        need(0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)")
+        need(self.grad_clip >= 0, "grad-clip must be >= 0 (0 turns it off)")
+        need(self.patience >= 0, "patience must be >= 0 (0 turns early stopping off)")
+        need(0 <= self.val_split < 1, f"val-split must be in [0, 1), got {self.val_split:g}")
+        need(self.train_subset >= 0, "train-subset must be >= 0 (0 uses all)")
+        need(self.warmup_epochs >= 0, "warmup-epochs must be >= 0")
+        need(self.step_every >= 0 and 0 < self.gamma <= 1, "step schedule needs step-every >= 0 and 0 < gamma <= 1")
+        dev = self.device
+        need(
+            dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit()),
+            f"device must be auto, cpu, cuda, cuda:N or mps, got '{dev}'",
+        )
+        return self
+
+
+TRAIN_OPTION_NAMES = tuple(f.name for f in fields(TrainOptions))
+
+
+def train_option_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(TrainOptions)}
+
+
+def make_options(raw: dict[str, Any] | None = None) -> TrainOptions:
+    """Typed, validated options from raw strings or values keyed by option name (dashes allowed)."""
+    defaults = train_option_defaults()
+    values = dict(defaults)
+    for key, value in (raw or {}).items():
+        key = canon_key(key)
+        if key not in defaults:
+            from dlbench.errors import UnknownNameError
+
+            raise UnknownNameError("training option", key, defaults)
+        values[key] = coerce(key.replace("_", "-"), value, defaults[key])
+    return TrainOptions(**values).validate()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One fully resolved run: what is trained, on what, and how."""
+
+    model: str
+    dataset: str
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    options: TrainOptions = field(default_factory=TrainOptions)
+    device_kind: str = "cpu"  # part of the identity: a GPU result is not a CPU result
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model_settings"] = _jsonable(self.model_settings)
+        d["dataset_options"] = _jsonable(self.dataset_options)
+        d["options"] = {k: v for k, v in d["options"].items() if k != "device"}  # the kind is what counts
+        return d
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def command(self) -> str:
+        """The shortest `dlbench train` command line that reproduces this run (non-default values only)."""
+        from dlbench.data import get_dataset
+        from dlbench.models import get_model_spec
+
+        parts = ["dlbench train", f"--model {self.model}", f"--dataset {self.dataset}"]
+        model_defaults = get_model_spec(self.model).defaults
+        for k, v in sorted(self.model_settings.items()):
+            if k not in model_defaults or model_defaults[k] != v:
+                parts.append(f"--set {k}={format_value(v)}")
+        data_defaults = get_dataset(self.dataset).defaults
+        for k, v in sorted(self.dataset_options.items()):
+            if data_defaults.get(k) != v:
+                parts.append(f"--dataset-opt {k}={format_value(v)}")
+        defaults = train_option_defaults()
+        auto_precision = "bf16" if self.device_kind == "cuda" else "fp32"
+        for k in TRAIN_OPTION_NAMES:
+            v = getattr(self.options, k)
+            if v == defaults[k] or k == "device" or (k == "precision" and v == auto_precision):
+                continue
+            flag = k.replace("_", "-")
+            parts.append(f"--{flag}" if v is True else f"--no-{flag}" if v is False else f"--{flag} {format_value(v)}")
+        if self.device_kind != "cpu":
+            parts.append(f"--device {self.device_kind}")
+        return " ".join(parts)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        d = json.loads(text)
+        opts = d.pop("options")
+        return cls(
+            model=d["model"],
+            dataset=d["dataset"],
+            model_settings=_untuple(d["model_settings"]),
+            dataset_options=d["dataset_options"],
+            options=TrainOptions(**opts),
+            device_kind=d["device_kind"],
+            schema=d["schema"],
+        )
+
+
+def _jsonable(settings: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(settings.items())}
+
+
+def _untuple(settings: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+
+
+def resolve_device_kind(device: str) -> str:
+    """auto -> cuda if available, else mps, else cpu. Imports torch."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    return device.split(":")[0]
+
+
+def resolve_config(
+    model: str,
+    dataset: str,
+    model_settings: dict | None = None,
+    dataset_options: dict | None = None,
+    options: dict | TrainOptions | None = None,
+) -> TrainConfig:
+    """Validate names and values and fill every default: the config whose key identifies the run."""
+    from dlbench.data import get_dataset
+    from dlbench.models import get_model_spec
+
+    spec = get_model_spec(model)
+    ds = get_dataset(dataset)
+    opts = options if isinstance(options, TrainOptions) else make_options(options)
+    kind = resolve_device_kind(opts.device)
+    precision = opts.precision
+    if precision == "auto":
+        precision = "bf16" if kind == "cuda" else "fp32"
+    opts = dataclasses.replace(opts, precision=precision)
+    return TrainConfig(
+        model=spec.name,
+        dataset=ds.name,
+        model_settings=spec.resolve(model_settings),
+        dataset_options=ds.resolve(dataset_options),
+        options=opts,
+        device_kind=kind,
+    )

@@ -1,0 +1,421 @@
+"""MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100, backed by torchvision's dataset classes.
+
+Layout: ``<data_dir>/<name>/`` holds the files exactly as their authors distribute them:
+
+* ``mnist/`` and ``fashion-mnist/``: ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+  ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``;
+* ``cifar10/``: ``cifar-10-python.tar.gz`` or its extracted ``cifar-10-batches-py/`` folder;
+* ``cifar100/``: ``cifar-100-python.tar.gz`` or its extracted ``cifar-100-python/`` folder.
+
+torchvision's MNIST classes look in ``<root>/<ClassName>/raw/``; a subclass points ``raw_folder`` at
+``<data_dir>/<name>`` instead, so torchvision's own download code writes there and nothing is ever copied
+(``--data-dir`` can point at a read-only shared folder). Files are checked against the md5 sums torchvision
+lists, once per file per process, then decoded straight from the ``.gz`` / ``.tar.gz`` / pickle files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import datasets as tvd
+
+from dlbench.data._registry import ArrayDataset, DatasetInfo, DatasetSpec, register_dataset
+from dlbench.errors import DatasetError, DlbenchError
+
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+# CIFAR-100 fine labels in label order (as in the archive's ``meta`` file), so info() needs no file.
+CIFAR100_CLASSES = tuple(
+    """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly
+    camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup
+    dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower
+    leopard lion lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid
+    otter palm_tree pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray
+    road rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel streetcar
+    sunflower sweet_pepper table tank telephone television tiger tractor train trout tulip turtle
+    wardrobe whale willow_tree wolf woman worm""".split()
+)
+assert len(CIFAR100_CLASSES) == 100
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+# (resolved path, size, mtime_ns) of files whose md5 matched in this process: a second load skips hashing.
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+# -------------------- md5
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_md5(path: Path, md5: str, fix: str) -> None:
+    """Raise :class:`DatasetError` unless ``path`` has md5 ``md5``; cached per (path, size, mtime).
+
+    Args:
+        path: File to check.
+        md5: Expected hex digest (from torchvision's class attributes).
+        fix: What the user should do, appended to the message.
+    """
+    stamp = _stamp(path)
+    if stamp in _VERIFIED:
+        return
+    got = _md5(path)
+    if got != md5:
+        raise DatasetError(f"corrupt dataset file {path}: md5 {got}, expected {md5}; {fix}")
+    _VERIFIED.add(stamp)
+
+
+# -------------------- torchvision bridges
+class _InFolder:
+    """Mixin: torchvision's MNIST-style classes, reading and downloading in one given folder.
+
+    ``__init__`` is replaced so that constructing one neither checks nor loads anything; we only use the
+    class's metadata and its ``download()``.
+    """
+
+    def __init__(self, folder: Path):  # noqa: D107 - deliberately skips the torchvision __init__
+        tvd.VisionDataset.__init__(self, root=str(folder))
+        self._folder = str(folder)
+
+    @property
+    def raw_folder(self) -> str:
+        return self._folder
+
+    @property
+    def processed_folder(self) -> str:  # legacy .pt files are never used
+        return os.path.join(self._folder, "processed")
+
+
+class MNISTInFolder(_InFolder, tvd.MNIST):
+    """torchvision ``MNIST`` whose raw files live directly in the given folder."""
+
+
+class FashionMNISTInFolder(_InFolder, tvd.FashionMNIST):
+    """torchvision ``FashionMNIST`` whose raw files live directly in the given folder."""
+
+
+class _CIFARInFolder:
+    """Mixin: torchvision's CIFAR classes without their loading ``__init__`` (download only)."""
+
+    def __init__(self, folder: Path):  # noqa: D107
+        tvd.VisionDataset.__init__(self, root=str(folder))
+
+
+class CIFAR10InFolder(_CIFARInFolder, tvd.CIFAR10):
+    """torchvision ``CIFAR10`` rooted at ``<data_dir>/cifar10`` (its own layout already matches)."""
+
+
+class CIFAR100InFolder(_CIFARInFolder, tvd.CIFAR100):
+    """torchvision ``CIFAR100`` rooted at ``<data_dir>/cifar100``."""
+
+
+def _download(source, name: str, folder: Path, files: tuple[str, ...]) -> None:
+    """Run torchvision's download; any failure becomes one DatasetError naming the folder and the files."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        source.download()
+    except DlbenchError:
+        raise
+    except Exception as e:  # no network, a proxy, a read-only folder, ...: all end the same way for the user
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DatasetError(
+            f"{name} is not in {folder} and could not be downloaded ({reason}); place these files there: "
+            f"{', '.join(files)}"
+        ) from e
+
+
+def _missing_error(name: str, folder: Path, files: tuple[str, ...]) -> DatasetError:
+    return DatasetError(
+        f"{name} is not in {folder} and downloading is off; place these files there: {', '.join(files)}"
+    )
+
+
+# -------------------- MNIST format
+def _read_idx(path: Path) -> torch.Tensor:
+    """Decode an idx-ubyte file (gzipped or not) of uint8 values into a tensor of its stored shape."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+        magic = int.from_bytes(data[0:4], "big")
+        ndim, dtype_code = magic & 0xFF, (magic >> 8) & 0xFF
+        if dtype_code != 0x08 or not 1 <= ndim <= 3:
+            raise ValueError(f"not a uint8 idx file (magic {magic:#x})")
+        dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+        if arr.size != int(np.prod(dims)):
+            raise ValueError(f"{arr.size} values for shape {tuple(dims)}")
+    except (OSError, EOFError, ValueError) as e:
+        raise DatasetError(f"cannot decode {path} ({e}); delete it and download it again") from e
+    return torch.from_numpy(arr.reshape(dims).copy())
+
+
+def _mnist_file(folder: Path, gz_name: str) -> Path | None:
+    """The ``.gz`` as distributed, or the file torchvision extracts next to it; None if neither exists."""
+    for candidate in (folder / gz_name, folder / gz_name[: -len(".gz")]):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _mnist_present(folder: Path) -> bool:
+    return all(_mnist_file(folder, f) is not None for f in MNIST_FILES)
+
+
+def _load_mnist_like(cls, name: str, folder: Path, download: bool, verify: bool):
+    if not _mnist_present(folder):
+        if not download:
+            raise _missing_error(name, folder, MNIST_FILES)
+        _download(cls(folder), name, folder, MNIST_FILES)
+    md5s = dict(cls.resources)
+    out = []
+    for gz_name in MNIST_FILES:
+        path = _mnist_file(folder, gz_name)
+        if path is None:
+            raise _missing_error(name, folder, MNIST_FILES)
+        if verify and path.name == gz_name:  # torchvision lists md5 sums of the .gz files only
+            fix = f"delete it and run again to download it, or place the original {gz_name} there"
+            verify_md5(path, md5s[gz_name], fix)
+        out.append(_read_idx(path))
+    train_x, train_y, test_x, test_y = out  # images (N, 28, 28), labels (N,)
+    return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
+
+
+# -------------------- CIFAR
+def _unpickle(raw: bytes, where: str) -> dict:
+    try:
+        return pickle.loads(raw, encoding="latin1")
+    except Exception as e:
+        raise DatasetError(f"cannot decode {where} ({e}); delete it and download it again") from e
+
+
+def _cifar_arrays(entries: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate CIFAR pickle batches: rows of 3072 bytes (R plane, G, B) -> (N, 3, 32, 32) uint8."""
+    x = np.concatenate([np.asarray(e["data"], dtype=np.uint8) for e in entries]).reshape(-1, 3, 32, 32)
+    key = "labels" if "labels" in entries[0] else "fine_labels"
+    y = np.concatenate([np.asarray(e[key], dtype=np.int64) for e in entries])
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _cifar_from_folder(cls, root: Path, verify: bool) -> list[list[dict]]:
+    base = root / cls.base_folder
+    splits = []
+    for file_list in (cls.train_list, cls.test_list):
+        entries = []
+        for fname, md5 in file_list:
+            path = base / fname
+            if verify:
+                fix = (
+                    f"delete {base} and run again to download it, "
+                    f"or place the original {cls.filename} in {root}"
+                )
+                verify_md5(path, md5, fix)
+            entries.append(_unpickle(path.read_bytes(), str(path)))
+        splits.append(entries)
+    return splits
+
+
+def _cifar_from_archive(cls, root: Path, verify: bool) -> list[list[dict]]:
+    # Read the pickles straight out of the archive: no extraction, so a read-only data dir works.
+    archive = root / cls.filename
+    if verify:
+        verify_md5(
+            archive, cls.tgz_md5, "delete it and run again to download it, or place the original there"
+        )
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            splits = []
+            for file_list in (cls.train_list, cls.test_list):
+                member = [f"{cls.base_folder}/{fname}" for fname, _ in file_list]
+                raws = [tar.extractfile(m).read() for m in member]
+                splits.append([_unpickle(r, f"{archive}:{m}") for r, m in zip(raws, member, strict=True)])
+    except (OSError, EOFError, KeyError, tarfile.TarError, AttributeError) as e:
+        raise DatasetError(f"cannot read {archive} ({e}); delete it and download it again") from e
+    return splits
+
+
+def _cifar_extracted(cls, root: Path) -> bool:
+    base = root / cls.base_folder
+    return all((base / f).exists() for f, _ in cls.train_list + cls.test_list)
+
+
+def _cifar_present(cls, root: Path) -> bool:
+    return (root / cls.filename).exists() or _cifar_extracted(cls, root)
+
+
+def _load_cifar(cls, name: str, root: Path, download: bool, verify: bool):
+    files = (cls.filename,)
+    if not _cifar_present(cls, root):
+        if not download:
+            raise _missing_error(name, root, files)
+        _download(cls(root), name, root, files)  # torchvision downloads the archive and extracts it
+    if _cifar_extracted(cls, root):
+        train, test = _cifar_from_folder(cls, root, verify)
+    elif (root / cls.filename).exists():
+        train, test = _cifar_from_archive(cls, root, verify)
+    else:
+        raise _missing_error(name, root, files)
+    return (*_cifar_arrays(train), *_cifar_arrays(test))
+
+
+# -------------------- specs
+@dataclass(frozen=True)
+class _Set:
+    name: str
+    source: type
+    loader: Callable
+    info: DatasetInfo
+    files: tuple[str, ...]
+    present: Callable[[Path], bool]
+    description: str
+
+
+def _info(name, shape, n_train, classes, mean, std) -> DatasetInfo:
+    return DatasetInfo(name, shape, len(classes), n_train, 10000, tuple(classes), mean, std)
+
+
+_SETS = {
+    s.name: s
+    for s in (
+        _Set(
+            "mnist",
+            MNISTInFolder,
+            _load_mnist_like,
+            _info("mnist", (1, 28, 28), 60000, [str(i) for i in range(10)], (0.1307,), (0.3081,)),
+            MNIST_FILES,
+            _mnist_present,
+            "MNIST handwritten digits, 28x28 grey, 10 classes (LeCun et al.)",
+        ),
+        _Set(
+            "fashion-mnist",
+            FashionMNISTInFolder,
+            _load_mnist_like,
+            _info("fashion-mnist", (1, 28, 28), 60000, FASHION_CLASSES, (0.2860,), (0.3530,)),
+            MNIST_FILES,
+            _mnist_present,
+            "Fashion-MNIST clothing images, 28x28 grey, 10 classes (Zalando Research)",
+        ),
+        _Set(
+            "cifar10",
+            CIFAR10InFolder,
+            _load_cifar,
+            _info(
+                "cifar10",
+                (3, 32, 32),
+                50000,
+                CIFAR10_CLASSES,
+                (0.4914, 0.4822, 0.4465),
+                (0.2470, 0.2435, 0.2616),
+            ),
+            (tvd.CIFAR10.filename,),
+            lambda folder: _cifar_present(CIFAR10InFolder, folder),
+            "CIFAR-10 natural images, 32x32 RGB, 10 classes (Krizhevsky)",
+        ),
+        _Set(
+            "cifar100",
+            CIFAR100InFolder,
+            _load_cifar,
+            _info(
+                "cifar100",
+                (3, 32, 32),
+                50000,
+                CIFAR100_CLASSES,
+                (0.5071, 0.4865, 0.4409),
+                (0.2673, 0.2564, 0.2762),
+            ),
+            (tvd.CIFAR100.filename,),
+            lambda folder: _cifar_present(CIFAR100InFolder, folder),
+            "CIFAR-100 natural images, 32x32 RGB, 100 fine classes (Krizhevsky)",
+        ),
+    )
+}
+
+
+def load_set(name: str, data_dir: Path, download: bool = True, verify: bool = True) -> ArrayDataset:
+    """Load one of the torchvision-backed datasets from ``<data_dir>/<name>/``.
+
+    Args:
+        name: ``mnist``, ``fashion-mnist``, ``cifar10`` or ``cifar100``.
+        data_dir: Data directory; the files live in ``<data_dir>/<name>/``.
+        download: Download the files with torchvision when they are missing.
+        verify: Check the files' md5 sums against torchvision's (tests turn this off for small fake files).
+
+    Returns:
+        Both splits as uint8 (N, C, H, W) images and int64 (N,) labels.
+
+    Raises:
+        DatasetError: files missing (and not downloadable), corrupt or undecodable.
+    """
+    s = _SETS[name]
+    folder = Path(data_dir) / name
+    train_x, train_y, test_x, test_y = s.loader(s.source, name, folder, download, verify)
+    info = s.info
+    if len(train_x) != info.train_size or len(test_x) != info.test_size:
+        # Only fake test files differ in size; report what was actually loaded.
+        info = DatasetInfo(**{**info.__dict__, "train_size": len(train_x), "test_size": len(test_x)})
+    return ArrayDataset(info, train_x, train_y, test_x, test_y)
+
+
+def _make_spec(s: _Set) -> DatasetSpec:
+    def info_fn(data_dir=None):
+        return s.info
+
+    def load_fn(data_dir: Path, download: bool = True):
+        return load_set(s.name, data_dir, download)
+
+    return DatasetSpec(
+        name=s.name,
+        description=s.description,
+        info_fn=info_fn,
+        load_fn=load_fn,
+        files=s.files,
+        present_fn=lambda data_dir: s.present(Path(data_dir) / s.name),
+    )
+
+
+SPECS = {name: register_dataset(_make_spec(s)) for name, s in _SETS.items()}

@@ -1,0 +1,1 @@
+"""Sweeps: expand a grid into configs, and run each one unless the cache already holds it."""
