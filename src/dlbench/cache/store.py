@@ -10,6 +10,7 @@ Layout under the cache root::
     predictions/<key>.parquet   per test sample: label, prediction, confidence
     checkpoints/<key>.pt        last finished epoch of a run in progress (deleted when it completes)
     weights/<key>.pt            final weights of a completed run
+    sweeps/<name>.json          a sweep's definition: axes, fixed values, trial keys in order
     quarantine/                 unreadable files moved aside, so the rest of the cache stays usable
 
 Every file is written to a temporary name in its folder and renamed into place, so a crash never leaves half a
@@ -197,6 +198,42 @@ class Store:
             self.path(name, full).unlink(missing_ok=True)
         self.checkpoint_path(full).unlink(missing_ok=True)
         self.weights_path(full).unlink(missing_ok=True)
+
+    # -- sweeps ---------------------------------------------------------------------------------------------
+    def sweep_path(self, name: str) -> Path:
+        from dlbench.paths import safe_name
+
+        return self.root / "sweeps" / f"{safe_name(name)}.json"
+
+    def save_sweep(self, definition: dict) -> Path:
+        self._ensure_root()
+        path = self.sweep_path(definition["name"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(definition, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+        return path
+
+    def sweeps(self) -> list[dict]:
+        folder = self.root / "sweeps"
+        out = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                moved = self.quarantine(path)
+                warnings.warn(f"{path} is unreadable; moved it to {moved}; rerun that sweep", CacheWarning,
+                              stacklevel=2)
+        return out
+
+    def get_sweep(self, name: str) -> dict:
+        path = self.sweep_path(name)
+        if not path.exists():
+            names = [d["name"] for d in self.sweeps()]
+            from dlbench.errors import UnknownNameError
+
+            raise UnknownNameError("sweep", name, names, hint="see the names `dlbench sweep` printed")
+        return json.loads(path.read_text())
 
     def clear_quarantine(self) -> None:
         shutil.rmtree(self.root / "quarantine", ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from dlbench import __version__
-from dlbench.cli import count_params, registry, runs, solve_depth, train
+from dlbench.cli import count_params, equivariance, kernels, registry, runs, solve_depth, sweep, train
 
 
 def _version(value: bool) -> None:
@@ -26,7 +26,9 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """dlbench: results are cached by config, so nothing runs twice."""
 
@@ -36,4 +38,7 @@ app.command("datasets")(registry.datasets)
 app.command("count-params")(count_params.count_params)
 app.command("solve-depth")(solve_depth.solve_depth)
 app.command("train")(train.train)
+app.command("sweep")(sweep.sweep)
+app.command("visualize-kernels")(kernels.visualize_kernels)
+app.command("equivariance")(equivariance.equivariance)
 app.add_typer(runs.app, name="runs")

@@ -14,8 +14,9 @@ from enum import Enum
 from rich.console import Console
 from rich.table import Table
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
+# When piped (CI logs, files), rich would assume 80 columns and squeeze the tables: give them room.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 class Format(str, Enum):

@@ -1,7 +1,7 @@
 """Dataset registry.
 
-Every dataset is served the same way: whole splits as uint8 tensors ``(N, C, H, W)`` with int64 labels, so the
-engine can keep them resident on the device. Files live in ``<data dir>/<dataset name>/`` exactly as their
+Every dataset is served the same way: whole splits as uint8 tensors ``(N, C, H, W)`` with int64 labels, so
+the engine can keep them resident on the device. Files live in ``<data dir>/<dataset name>/`` exactly as their
 authors distribute them (``fashion-mnist/train-images-idx3-ubyte.gz``), so ``--data-dir ../shared/data`` works.
 
 A spec knows its shape without touching files (``info``), so counting parameters needs no data.

@@ -1,0 +1,112 @@
+"""`dlbench sweep`: a whole study in one command. Every trial is a cached run, so reruns train only what is missing."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from dlbench.cli._options import CacheDirOpt, DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
+from dlbench.cli._output import Format, err, out, render_rows
+from dlbench.cli._train_options import with_train_options
+
+
+@with_train_options
+def sweep(
+    param: str = typer.Argument(None, help="What to sweep: a training option (lr, batch-size, ...) or a model "
+                                "setting (activation, patch-size, depth, ...)."),
+    values: str = typer.Argument(None, help="Comma list of values; omitted: a default grid, printed first."),
+    model: str = typer.Option(..., "--model", "-m", help="Model name (see `dlbench models`)."),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Dataset (default: the model's own)."),
+    grid: list[str] = typer.Option(None, "--grid", "-g", help="Grid axis NAME=V1,V2 (repeatable), instead of PARAM."),
+    repeats: int = typer.Option(1, "--repeats", help="Seeds per value (seed, seed+1, ...): mean and std."),
+    name: str = typer.Option(None, "--name", help="Name of the sweep for `report` (default: from axes and model)."),
+    sets: list[str] = SetOpt,
+    dataset_opts: list[str] = DatasetOptOpt,
+    force: bool = typer.Option(False, "--force", help="Retrain trials even if cached."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first diverged or out-of-memory trial."),
+    figures_dir: Path = typer.Option(None, "--figures-dir", help="Where to write the PNG figures."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the curves and gradient figures."),
+    data_dir: Path = DataDirOpt,
+    cache_dir: Path = CacheDirOpt,
+    fmt: Format = FormatOpt,
+    train_opts: dict = None,
+) -> None:
+    """Train one model across values of one parameter (or a grid), then tabulate and plot the trials."""
+    from dlbench import paths
+    from dlbench.cache import Store
+    from dlbench.cli._progress import TrainProgress
+    from dlbench.cli.train import default_dataset, single_values
+    from dlbench.errors import UsageError
+    from dlbench.report.plots import sweep_figures
+    from dlbench.settings import parse_assignments, split_values
+    from dlbench.sweep.grid import label, plan_sweep
+    from dlbench.sweep.study import run_sweep
+    from dlbench.sweep.summary import summary_rows
+
+    axes: list[tuple[str, list[str] | None]] = []
+    if param:
+        axes.append((param, split_values(param, values) if values is not None else None))
+    elif values is not None:
+        raise UsageError("VALUES given without PARAM")
+    for key, vals in parse_assignments(grid).items():
+        axes.append((key, vals))
+    if param and grid:
+        raise UsageError("give either PARAM [VALUES] or --grid axes, not both")
+    plan = plan_sweep(model, dataset or default_dataset(model), axes, settings=single_values(sets),
+                      dataset_options=single_values(dataset_opts), options=train_opts, repeats=repeats, name=name)
+    for axis, (_, given) in zip(plan.axes, axes, strict=True):
+        if given is None:
+            err.print(f"sweeping {axis.name} over its default values: {', '.join(axis.values)}")
+    store = Store(paths.cache_dir(cache_dir))
+    command = "dlbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("dlbench") else ""
+    n = len(plan.trials)
+    err.print(f"sweep [bold]{plan.name}[/]: {n} trials of {plan.model} on {plan.dataset}")
+
+    with TrainProgress(plan.model, sweep_task=True) as progress:
+        def on_trial(k, trial, counts):
+            progress.set_sweep(k, n, f"trial {k + 1}/{n}: {label(trial.values)}  ({counts.line()})")
+            return progress.callback
+
+        counts = run_sweep(plan, store, data_dir=paths.data_dir(data_dir), force=force, fail_fast=fail_fast,
+                           on_trial=on_trial, command=command or _command(plan))
+        progress.set_sweep(n, n, counts.line())
+
+    definition = store.get_sweep(plan.name)
+    rows, columns, best = summary_rows(store, definition)
+    if fmt == Format.table:
+        render_rows(rows, columns, fmt=fmt, highlight=best,
+                    title=f"Sweep {plan.name}: {plan.model} on {plan.dataset} (best by validation accuracy in bold)")
+        out.print(f"{n} trials: {counts.line()}.")
+    else:
+        for i, r in enumerate(rows):
+            r["best"] = i == best
+        render_rows(rows, columns + ["best"], fmt=fmt)
+    if figures and rows:
+        folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / plan.name
+        written = sweep_figures(store, definition, folder)
+        msg = f"figures: {folder} ({', '.join(p.name for p in written.values())})"
+        out.print(msg) if fmt == Format.table else err.print(msg)
+    if fmt == Format.table:
+        out.print(f"report: dlbench report --sweep {plan.name} --out report.md")
+
+
+def _command(plan) -> str:
+    """A command that reruns the sweep, for the report (used when not invoked as `dlbench`)."""
+    from dlbench.settings import format_value
+
+    parts = ["dlbench sweep"]
+    if len(plan.axes) == 1:
+        parts += [plan.axes[0].name.replace("_", "-"), ",".join(plan.axes[0].values)]
+    else:
+        parts += [f"--grid {a.name}={','.join(a.values)}" for a in plan.axes]
+    parts += [f"--model {plan.model}", f"--dataset {plan.dataset}"]
+    fixed = plan.fixed
+    parts += [f"--set {k}={v}" for k, v in fixed["settings"].items()]
+    parts += [f"--dataset-opt {k}={v}" for k, v in fixed["dataset_options"].items()]
+    parts += [f"--{k.replace('_', '-')} {format_value(v)}" for k, v in fixed["options"].items()]
+    if plan.repeats > 1:
+        parts.append(f"--repeats {plan.repeats}")
+    return " ".join(parts)

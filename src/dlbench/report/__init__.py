@@ -1,0 +1,1 @@
+"""Reports and figures built from the cache."""

@@ -1,0 +1,60 @@
+"""Shared fixtures: user folders redirected to tmp, the CLI run in-process, the shared real data located."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DLBENCH_TEST_DATA", ROOT.parent / "shared" / "data"))
+# Small `shapes` splits keep CPU tests fast.
+TINY = ["--dataset-opt", "train_size=1200", "--dataset-opt", "test_size=300"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path, monkeypatch):
+    """Never touch the user's real cache or data folders."""
+    monkeypatch.setenv("DLBENCH_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DLBENCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DLBENCH_DEBUG", raising=False)
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real Fashion-MNIST not found under {SHARED_DATA}")
+    return SHARED_DATA
+
+
+class CliResult:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self):
+        return f"CliResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-500:]!r})"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `dlbench ARGS...` in this process; returns exit code, stdout and stderr."""
+    from dlbench.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def python() -> str:
+    return sys.executable
