@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from dlbench import __version__
-from dlbench.cli import count_params, equivariance, kernels, registry, runs, solve_depth, sweep, train
+from dlbench.cli import count_params, equivariance, kernels, registry, report, runs, solve_depth, sweep, train
 
 
 def _version(value: bool) -> None:
@@ -41,4 +41,5 @@ app.command("train")(train.train)
 app.command("sweep")(sweep.sweep)
 app.command("visualize-kernels")(kernels.visualize_kernels)
 app.command("equivariance")(equivariance.equivariance)
+app.command("report")(report.report)
 app.add_typer(runs.app, name="runs")

@@ -1,0 +1,243 @@
+"""`dlbench report`: Markdown and HTML reports from small real sweeps on `shapes`, checked file by file and in a
+real headless browser."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlbench.cli import main
+
+TINY = ["--dataset", "shapes", "--dataset-opt", "train_size=800", "--dataset-opt", "test_size=200", "--epochs", "1"]
+EVIL = "<script>alert(1)</script>"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*args) -> tuple[int, str, str]:
+    """`dlbench ARGS` in this process, returning (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """Two tiny sweeps (one named with a script tag), a kernel figure and an equivariance figure."""
+    root = tmp_path_factory.mktemp("report")
+    dirs = ["--cache-dir", root / "cache", "--data-dir", root / "data"]
+    steps = [
+        ["sweep", "lr", "0.2,0.02", "--model", "cnn", "--set", "channels=4/8", "--set", "head_width=16", *TINY],
+        ["sweep", "activation", "relu,sigmoid", "--model", "mlp", "--set", "width=32", "--name", EVIL, *TINY],
+        ["visualize-kernels", "--model", "cnn", "--untrained", "--dataset", "shapes"],
+        ["equivariance", "--layer", "conv", "--padding", "circular", "--images", "16"],
+    ]
+    for args in steps:
+        code, out, err = run_cli(*args, *dirs)
+        assert code == 0, (args, out[-2000:], err[-2000:])
+    return root
+
+
+def report(cache: Path, out: Path, *extra) -> tuple[int, str, str]:
+    return run_cli("report", "--out", out, "--cache-dir", cache / "cache", "--data-dir", cache / "data", *extra)
+
+
+def md_images(text: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+
+
+def html_images(text: str) -> list[str]:
+    return re.findall(r'<img [^>]*src="([^"]*)"', text)
+
+
+def test_markdown_has_every_section_and_every_linked_figure(cache, tmp_path):
+    out = tmp_path / "study" / "report.md"
+    code, stdout, err = report(cache, out)
+    assert code == 0, err
+    assert "wrote" in stdout and "2 sweeps" in stdout
+    text = out.read_text()
+    # one section per sweep, in name order ('<' sorts before 'l'), each with its tables and commands
+    assert text.count("## Sweep ") == 2
+    assert text.index("## Sweep \\<script\\>") < text.index("## Sweep lr-cnn-shapes")
+    for heading in ("### Swept", "### Held fixed", "### Results", "### Training curves", "### Gradient norms",
+                    "### Per-step training loss", "### Best against worst on test images", "### Reproduce"):
+        assert text.count(heading) == 2, heading
+    assert text.count("★ best by validation accuracy") == 2
+    assert "| lr | params | seconds_per_epoch |" in text
+    assert "| head_width | setting | 16 | given |" in text  # held fixed, given on the command line
+    assert "| epochs | option | 1 | given |" in text
+    assert "dlbench sweep lr 0.2,0.02 --model cnn" in text
+    # parameter counts: one table per model, with a reproducing count-params command
+    assert "## Parameter counts" in text
+    assert "dlbench count-params mlp --dataset shapes --set activation=relu,sigmoid --set width=32" in text
+    assert "dlbench count-params cnn --dataset shapes --set channels=4/8 --set head_width=16" in text
+    # recorded figures and the environment
+    assert "## Kernel and equivariance figures" in text and "dlbench visualize-kernels" in text
+    assert "dlbench equivariance --layer conv" in text
+    assert "## Environment" in text and "| device_name | torch_version |" in text
+    # every linked figure exists, is a PNG, and lives in report_files/ beside the report
+    links = md_images(text)
+    assert len(links) >= 2 * 3 + 2
+    for link in links:
+        assert link.startswith("report_files/") and ".." not in link
+        assert (out.parent / link).read_bytes()[:8] == PNG
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.md", "report_files"]
+    # the best-vs-worst comparison: an image strip and its table, or an honest note
+    for section in text.split("### Best against worst on test images")[1:]:
+        section = section.split("###")[0]
+        assert "| index | true | best | worst |" in section or "No " in section
+
+
+def test_html_is_one_self_contained_escaped_file(cache, tmp_path):
+    out = tmp_path / "report.html"
+    code, _, err = report(cache, out)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no figures folder
+    text = out.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert EVIL not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<script" not in text.lower()
+    srcs = html_images(text)
+    md = tmp_path / "md" / "report.md"
+    report(cache, md)
+    assert len(srcs) == len(md_images(md.read_text()))
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG
+    assert text.count("<table>") >= 2 * 3 + 2
+    assert text.count('class="best"') == 2
+
+
+def test_same_cache_gives_the_same_bytes(cache, tmp_path):
+    for name in ("report.md", "report.html"):
+        a, b = tmp_path / "a" / name, tmp_path / "b" / name
+        assert report(cache, a)[0] == 0 and report(cache, b)[0] == 0
+        assert a.read_bytes() == b.read_bytes(), name
+    for png in (tmp_path / "a" / "report_files").iterdir():
+        assert png.read_bytes() == (tmp_path / "b" / "report_files" / png.name).read_bytes(), png.name
+
+
+def test_filters(cache, tmp_path):
+    out = tmp_path / "r.md"
+    assert report(cache, out, "--sweep", "lr-cnn-shapes")[0] == 0
+    text = out.read_text()
+    assert "## Sweep lr-cnn-shapes" in text and "script" not in text
+    assert "kernels" in text and "equivariance: " not in text  # figures of the selected sweep's model only
+    assert report(cache, out, "--model", "mlp")[0] == 0
+    text = out.read_text()
+    assert text.count("## Sweep ") == 1 and "lr-cnn-shapes" not in text and "### cnn on shapes" not in text
+    assert report(cache, out, "--since", "2000-01-01", "--dataset", "shapes")[0] == 0
+    assert out.read_text().count("## Sweep ") == 2
+    code, _, err = report(cache, out, "--since", "2999-01-01")
+    assert code == 2 and "nothing in the cache" in err and "--since 2999-01-01" in err
+    code, _, err = report(cache, out, "--since", "yesterday")
+    assert code == 2 and "ISO date" in err
+    code, _, err = report(cache, out, "--sweep", "lr-cnn-shape")
+    assert code == 2 and "did you mean 'lr-cnn-shapes'" in err
+    code, _, err = report(cache, out, "--dataset", "cifar10")
+    assert code == 2 and "nothing in the cache" in err
+
+
+def test_empty_cache_and_unwritable_out(cache, tmp_path):
+    code, out, err = run_cli("report", "--out", tmp_path / "r.md", "--cache-dir", tmp_path / "empty")
+    assert code == 2 and err.count("\n") == 1
+    assert "no results in the cache at" in err and "dlbench sweep" in err
+    assert not (tmp_path / "r.md").exists() and not (tmp_path / "empty").exists()
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    code, _, err = report(cache, blocker / "report.md")
+    assert code == 2 and err.count("\n") == 1 and "cannot write the report" in err
+    code, _, err = report(cache, tmp_path / "r.md", "--format", "html")
+    assert code == 2 and "does not match" in err
+
+
+def test_missing_test_images_are_a_note(cache, tmp_path, monkeypatch):
+    from dlbench.cache import Store
+    from dlbench.data._registry import DatasetSpec
+    from dlbench.errors import DatasetError
+    from dlbench.report.build import Selection, render_markdown, collect
+
+    def fail(self, *a, **k):
+        raise DatasetError("shapes files are missing; put them in the data folder")
+
+    monkeypatch.setattr(DatasetSpec, "load", fail)
+    rep = collect(Store(cache / "cache"), Selection(sweeps=["lr-cnn-shapes"]), cache / "data")
+    text = render_markdown(rep, "x_files")
+    if "| index | true | best | worst |" in text:  # there were images to show
+        assert "The test images are not shown: the dataset could not be loaded (shapes files are missing" in text
+
+
+def test_many_trials_are_capped_and_best_and_worst_always_drawn():
+    from dlbench.report.build import MAX_CURVES, _pick
+
+    keys = [f"k{i:03d}" for i in range(200)]
+    picked = _pick(keys, "k150", "k003")
+    assert len(picked) == MAX_CURVES and {"k150", "k003"} <= set(picked)
+    assert picked == sorted(picked)
+    assert _pick(keys[:5], "k001", None) == keys[:5]
+
+
+def test_importing_the_command_does_not_import_torch():
+    code = "import sys, dlbench.cli.report, dlbench.cli._app; print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    assert res.stdout.strip() == "False"
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe:
+        return exe
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, timeout=600,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        exe = shutil.which("chromium")
+        if exe:
+            return exe
+        pytest.skip("chromium is not installed and `apt-get install -y chromium` failed")
+    pytest.skip("chromium is not installed and cannot be installed here (not root or no apt-get)")
+
+
+def test_html_report_renders_in_a_headless_browser(cache, tmp_path):
+    exe = _chromium()
+    out = tmp_path / "report.html"
+    assert report(cache, out)[0] == 0
+    text = out.read_text()
+    n_images = len(html_images(text))
+    # a probe copy: after load, count tables, images and broken images (naturalWidth 0) into data attributes
+    probe = tmp_path / "probe.html"
+    script = ("<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
+              "document.body.dataset.images=i.length;document.body.dataset.tables="
+              "document.querySelectorAll('table').length;document.body.dataset.broken="
+              "i.filter(function(x){return !x.complete||x.naturalWidth===0}).length;});</script>")
+    probe.write_text(text.replace("</body>", script + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([exe, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body[^>]*>", dom.stdout).group(0)
+    assert f'data-images="{n_images}"' in body and 'data-broken="0"' in body, body
+    assert int(re.search(r'data-tables="(\d+)"', body).group(1)) == text.count("<table>")
+    shot = tmp_path / "shot.png"
+    res = subprocess.run([exe, *flags, f"--screenshot={shot}", "--window-size=1280,4000", out.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert shot.read_bytes()[:8] == PNG and shot.stat().st_size > 50_000  # a page with figures, not a blank one
+    if os.environ.get("DLBENCH_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["DLBENCH_KEEP_SCREENSHOT"])
