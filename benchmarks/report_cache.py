@@ -48,39 +48,80 @@ def write_run(store: Store, cfg: TrainConfig, quality: float, rng: np.random.Gen
     ep = np.arange(EPOCHS)
     progress = 1 - np.exp(-ep / 15)
     val_acc = np.clip(0.1 + (quality - 0.1) * progress + rng.normal(0, 0.01, EPOCHS), 0, 1)
-    epochs = pd.DataFrame({
-        "key": key, "epoch": ep, "train_loss": 2.3 * np.exp(-3 * quality * progress) + 0.01,
-        "train_acc": np.clip(val_acc + 0.05, 0, 1), "val_loss": 2.3 * np.exp(-2.5 * quality * progress) + 0.05,
-        "val_acc": val_acc, "lr": cfg.options.lr, "seconds": 0.5, "images_per_sec": 2000.0,
-        "grad_norm": 1 + rng.random(EPOCHS),
-    })
+    epochs = pd.DataFrame(
+        {
+            "key": key,
+            "epoch": ep,
+            "train_loss": 2.3 * np.exp(-3 * quality * progress) + 0.01,
+            "train_acc": np.clip(val_acc + 0.05, 0, 1),
+            "val_loss": 2.3 * np.exp(-2.5 * quality * progress) + 0.05,
+            "val_acc": val_acc,
+            "lr": cfg.options.lr,
+            "seconds": 0.5,
+            "images_per_sec": 2000.0,
+            "grad_norm": 1 + rng.random(EPOCHS),
+        }
+    )
     n_steps = EPOCHS * STEPS_PER_EPOCH
-    steps = pd.DataFrame({
-        "key": key, "epoch": np.repeat(ep, STEPS_PER_EPOCH), "step": np.arange(n_steps) * 8,
-        "loss": np.repeat(epochs["train_loss"].to_numpy(), STEPS_PER_EPOCH) * np.exp(rng.normal(0, 0.1, n_steps)),
-    })
+    steps = pd.DataFrame(
+        {
+            "key": key,
+            "epoch": np.repeat(ep, STEPS_PER_EPOCH),
+            "step": np.arange(n_steps) * 8,
+            "loss": np.repeat(epochs["train_loss"].to_numpy(), STEPS_PER_EPOCH)
+            * np.exp(rng.normal(0, 0.1, n_steps)),
+        }
+    )
     layers = ["conv1", "bn1", "conv2", "bn2", "fc", "global"]
-    grads = pd.DataFrame({
-        "key": key, "epoch": np.repeat(ep, len(layers)), "layer": layers * EPOCHS,
-        "depth": list(range(len(layers))) * EPOCHS,
-        "mean_norm": np.exp(rng.normal(-1, 0.3, EPOCHS * len(layers))),
-        "max_norm": np.exp(rng.normal(0, 0.3, EPOCHS * len(layers))),
-    })
+    grads = pd.DataFrame(
+        {
+            "key": key,
+            "epoch": np.repeat(ep, len(layers)),
+            "layer": layers * EPOCHS,
+            "depth": list(range(len(layers))) * EPOCHS,
+            "mean_norm": np.exp(rng.normal(-1, 0.3, EPOCHS * len(layers))),
+            "max_norm": np.exp(rng.normal(0, 0.3, EPOCHS * len(layers))),
+        }
+    )
     labels = np.arange(TEST_SIZE) % 10
     correct = rng.random(TEST_SIZE) < quality
     preds = np.where(correct, labels, (labels + 1 + rng.integers(0, 9, TEST_SIZE)) % 10)
-    predictions = pd.DataFrame({"key": key, "index": np.arange(TEST_SIZE), "label": labels, "pred": preds,
-                                "confidence": rng.uniform(0.2, 1.0, TEST_SIZE)})
+    predictions = pd.DataFrame(
+        {
+            "key": key,
+            "index": np.arange(TEST_SIZE),
+            "label": labels,
+            "pred": preds,
+            "confidence": rng.uniform(0.2, 1.0, TEST_SIZE),
+        }
+    )
     for name, df in (("epochs", epochs), ("steps", steps), ("grads", grads), ("predictions", predictions)):
         write_parquet(df, store.path(name, key))
     row = {
-        "key": key, "status": "ok", "message": "", "model": cfg.model, "dataset": cfg.dataset, "created": created,
-        "config": cfg.canonical_json(), "command": cfg.command(), "params": 100_000, "trainable": 100_000,
-        "epochs_run": EPOCHS, "seconds_per_epoch": 0.5, "images_per_sec": 2000.0,
-        "best_val_acc": float(val_acc.max()), "final_val_acc": float(val_acc[-1]), "test_loss": 1.0,
-        "test_acc": float(correct.mean()), "inference_seconds": 0.05, "peak_memory_mb": 500.0,
-        "device_name": "cpu (synthetic)", "torch_version": "synthetic", "dlbench_version": "synthetic",
-        "python_version": "synthetic", "best_epoch": int(val_acc.argmax()),
+        "key": key,
+        "status": "ok",
+        "message": "",
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "created": created,
+        "config": cfg.canonical_json(),
+        "command": cfg.command(),
+        "params": 100_000,
+        "trainable": 100_000,
+        "epochs_run": EPOCHS,
+        "seconds_per_epoch": 0.5,
+        "images_per_sec": 2000.0,
+        "best_val_acc": float(val_acc.max()),
+        "final_val_acc": float(val_acc[-1]),
+        "test_loss": 1.0,
+        "test_acc": float(correct.mean()),
+        "inference_seconds": 0.05,
+        "peak_memory_mb": 500.0,
+        "device_name": "cpu (synthetic)",
+        "torch_version": "synthetic",
+        "dlbench_version": "synthetic",
+        "python_version": "synthetic",
+        "best_epoch": int(val_acc.argmax()),
     }
     write_parquet(pd.DataFrame([row]), store.path("runs", key))
 
@@ -94,12 +135,30 @@ def make_cache(root: Path, n_per_sweep: int = 250) -> Store:
     grid_wd = [f"{v:.3g}" for v in np.logspace(-5, -2, max(1, n_per_sweep // 10))]
     sweeps = [
         ("lr-cnn-big", "cnn", [("lr", "option", lrs)], {"channels": (8, 16)}, {}, 1),
-        ("lr-wd-grid", "cnn", [("lr", "option", grid_lr), ("weight_decay", "option", grid_wd)],
-         {"channels": (8, 16)}, {}, 1),
-        ("width-mlp-seeds", "mlp", [("width", "setting", ["32", "64", "128", "256", "512"])], {}, {},
-         max(1, n_per_sweep // 5)),
-        ("seed-cnn", "cnn", [("seed", "option", [str(s) for s in range(n_per_sweep)])], {"channels": (8, 16)},
-         {"lr": 0.05}, 1),
+        (
+            "lr-wd-grid",
+            "cnn",
+            [("lr", "option", grid_lr), ("weight_decay", "option", grid_wd)],
+            {"channels": (8, 16)},
+            {},
+            1,
+        ),
+        (
+            "width-mlp-seeds",
+            "mlp",
+            [("width", "setting", ["32", "64", "128", "256", "512"])],
+            {},
+            {},
+            max(1, n_per_sweep // 5),
+        ),
+        (
+            "seed-cnn",
+            "cnn",
+            [("seed", "option", [str(s) for s in range(n_per_sweep)])],
+            {"channels": (8, 16)},
+            {"lr": 0.05},
+            1,
+        ),
     ]
     n = 0
     for name, model, axes, settings, options, repeats in sweeps:
@@ -120,20 +179,32 @@ def make_cache(root: Path, n_per_sweep: int = 250) -> Store:
                 write_run(store, cfg, quality, rng, created)
                 trials.append({"key": cfg.key, "values": values, "repeat": r})
                 n += 1
-        store.save_sweep({
-            "name": name, "model": model, "dataset": "shapes", "repeats": repeats,
-            "axes": [{"name": a, "kind": k, "values": v} for a, k, v in axes],
-            "fixed": {"settings": {k: "/".join(map(str, v)) if isinstance(v, tuple) else v
-                                   for k, v in settings.items()},
-                      "dataset_options": DATASET_OPTIONS, "options": {**options, "epochs": EPOCHS}},
-            "trials": trials, "command": f"dlbench sweep ... (synthetic benchmark sweep {name})",
-        })
+        store.save_sweep(
+            {
+                "name": name,
+                "model": model,
+                "dataset": "shapes",
+                "repeats": repeats,
+                "axes": [{"name": a, "kind": k, "values": v} for a, k, v in axes],
+                "fixed": {
+                    "settings": {
+                        k: "/".join(map(str, v)) if isinstance(v, tuple) else v for k, v in settings.items()
+                    },
+                    "dataset_options": DATASET_OPTIONS,
+                    "options": {**options, "epochs": EPOCHS},
+                },
+                "trials": trials,
+                "command": f"dlbench sweep ... (synthetic benchmark sweep {name})",
+            }
+        )
     return store
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, help="cache folder to reuse or create (default: a temporary one)")
+    parser.add_argument(
+        "--cache", type=Path, help="cache folder to reuse or create (default: a temporary one)"
+    )
     parser.add_argument("--per-sweep", type=int, default=250, help="runs per sweep (four sweeps)")
     args = parser.parse_args()
     from dlbench.report.build import write_report
@@ -144,24 +215,36 @@ def main() -> None:
         if not (root / "runs").is_dir():
             t = time.perf_counter()
             make_cache(root, args.per_sweep)
-            print(f"wrote a synthetic cache of {4 * args.per_sweep} runs x {EPOCHS} epochs in "
-                  f"{time.perf_counter() - t:.1f} s: {root}")
+            print(
+                f"wrote a synthetic cache of {4 * args.per_sweep} runs x {EPOCHS} epochs in "
+                f"{time.perf_counter() - t:.1f} s: {root}"
+            )
         store = Store(root)
         get_dataset("shapes").load(data, DATASET_OPTIONS)  # generate the test images once, outside the timing
 
+        from dlbench.report.build import read_runs
+
         t = time.perf_counter()
         runs = store.runs()
+        t_store = time.perf_counter() - t
+        t = time.perf_counter()
+        read_runs(store)
         t_runs = time.perf_counter() - t
-        print(f"Store.runs(): {len(runs)} rows in {t_runs:.2f} s (one Parquet file per run)")
+        print(
+            f"reading the runs table ({len(runs)} files): Store.runs() {t_store:.2f} s, report's read_runs "
+            f"{t_runs:.2f} s ({t_store / t_runs:.1f}x faster)"
+        )
         out = Path(tmp) / "out"
         for name in ("report.md", "report.html"):
             t = time.perf_counter()
             done = write_report(store, out / name, data_dir=data)
             secs = time.perf_counter() - t
             size = (out / name).stat().st_size / 2**20
-            print(f"build {name}: {secs:.2f} s ({len(done.sweeps)} sweeps, {done.runs} runs, "
-                  f"{len(done.figures) or 'embedded'} figures, {size:.1f} MiB); reading runs is "
-                  f"{t_runs / secs:.0%} of it")
+            print(
+                f"build {name}: {secs:.2f} s ({len(done.sweeps)} sweeps, {done.runs} runs, "
+                f"{len(done.figures) or 'embedded'} figures, {size:.1f} MiB); reading runs is "
+                f"{t_runs / secs:.0%} of it"
+            )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""`dlbench report`: Markdown and HTML reports from small real sweeps on `shapes`, checked file by file and in a
-real headless browser."""
+"""`dlbench report`: Markdown and HTML reports from small real sweeps on `shapes`, checked file by file and
+in a real headless browser."""
 
 from __future__ import annotations
 
@@ -15,7 +15,16 @@ import pytest
 
 from dlbench.cli import main
 
-TINY = ["--dataset", "shapes", "--dataset-opt", "train_size=800", "--dataset-opt", "test_size=200", "--epochs", "1"]
+TINY = [
+    "--dataset",
+    "shapes",
+    "--dataset-opt",
+    "train_size=800",
+    "--dataset-opt",
+    "test_size=200",
+    "--epochs",
+    "1",
+]
 EVIL = "<script>alert(1)</script>"
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -41,7 +50,18 @@ def cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     dirs = ["--cache-dir", root / "cache", "--data-dir", root / "data"]
     steps = [
-        ["sweep", "lr", "0.2,0.02", "--model", "cnn", "--set", "channels=4/8", "--set", "head_width=16", *TINY],
+        [
+            "sweep",
+            "lr",
+            "0.2,0.02",
+            "--model",
+            "cnn",
+            "--set",
+            "channels=4/8",
+            "--set",
+            "head_width=16",
+            *TINY,
+        ],
         ["sweep", "activation", "relu,sigmoid", "--model", "mlp", "--set", "width=32", "--name", EVIL, *TINY],
         ["visualize-kernels", "--model", "cnn", "--untrained", "--dataset", "shapes"],
         ["equivariance", "--layer", "conv", "--padding", "circular", "--images", "16"],
@@ -53,7 +73,9 @@ def cache(tmp_path_factory):
 
 
 def report(cache: Path, out: Path, *extra) -> tuple[int, str, str]:
-    return run_cli("report", "--out", out, "--cache-dir", cache / "cache", "--data-dir", cache / "data", *extra)
+    return run_cli(
+        "report", "--out", out, "--cache-dir", cache / "cache", "--data-dir", cache / "data", *extra
+    )
 
 
 def md_images(text: str) -> list[str]:
@@ -73,8 +95,16 @@ def test_markdown_has_every_section_and_every_linked_figure(cache, tmp_path):
     # one section per sweep, in name order ('<' sorts before 'l'), each with its tables and commands
     assert text.count("## Sweep ") == 2
     assert text.index("## Sweep \\<script\\>") < text.index("## Sweep lr-cnn-shapes")
-    for heading in ("### Swept", "### Held fixed", "### Results", "### Training curves", "### Gradient norms",
-                    "### Per-step training loss", "### Best against worst on test images", "### Reproduce"):
+    for heading in (
+        "### Swept",
+        "### Held fixed",
+        "### Results",
+        "### Training curves",
+        "### Gradient norms",
+        "### Per-step training loss",
+        "### Best against worst on test images",
+        "### Reproduce",
+    ):
         assert text.count(heading) == 2, heading
     assert text.count("★ best by validation accuracy") == 2
     assert "| lr | params | seconds_per_epoch |" in text
@@ -169,7 +199,7 @@ def test_missing_test_images_are_a_note(cache, tmp_path, monkeypatch):
     from dlbench.cache import Store
     from dlbench.data._registry import DatasetSpec
     from dlbench.errors import DatasetError
-    from dlbench.report.build import Selection, render_markdown, collect
+    from dlbench.report.build import Selection, collect, render_markdown
 
     def fail(self, *a, **k):
         raise DatasetError("shapes files are missing; put them in the data folder")
@@ -178,11 +208,14 @@ def test_missing_test_images_are_a_note(cache, tmp_path, monkeypatch):
     rep = collect(Store(cache / "cache"), Selection(sweeps=["lr-cnn-shapes"]), cache / "data")
     text = render_markdown(rep, "x_files")
     if "| index | true | best | worst |" in text:  # there were images to show
-        assert "The test images are not shown: the dataset could not be loaded (shapes files are missing" in text
+        assert (
+            "The test images are not shown: the dataset could not be loaded (shapes files are missing" in text
+        )
 
 
 def test_many_trials_are_capped_and_best_and_worst_always_drawn():
-    from dlbench.report.build import MAX_CURVES, _pick
+    from dlbench.report.plots import MAX_CURVES
+    from dlbench.report.plots import pick_curves as _pick
 
     keys = [f"k{i:03d}" for i in range(200)]
     picked = _pick(keys, "k150", "k003")
@@ -193,8 +226,13 @@ def test_many_trials_are_capped_and_best_and_worst_always_drawn():
 
 def test_importing_the_command_does_not_import_torch():
     code = "import sys, dlbench.cli.report, dlbench.cli._app; print('torch' in sys.modules)"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
     assert res.stdout.strip() == "False"
 
 
@@ -203,8 +241,12 @@ def _chromium() -> str:
     if exe:
         return exe
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, timeout=600,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "chromium"],
+            capture_output=True,
+            timeout=600,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
         exe = shutil.which("chromium")
         if exe:
             return exe
@@ -220,24 +262,44 @@ def test_html_report_renders_in_a_headless_browser(cache, tmp_path):
     n_images = len(html_images(text))
     # a probe copy: after load, count tables, images and broken images (naturalWidth 0) into data attributes
     probe = tmp_path / "probe.html"
-    script = ("<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
-              "document.body.dataset.images=i.length;document.body.dataset.tables="
-              "document.querySelectorAll('table').length;document.body.dataset.broken="
-              "i.filter(function(x){return !x.complete||x.naturalWidth===0}).length;});</script>")
+    script = (
+        "<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
+        "document.body.dataset.images=i.length;document.body.dataset.tables="
+        "document.querySelectorAll('table').length;document.body.dataset.broken="
+        "i.filter(function(x){return !x.complete||x.naturalWidth===0}).length;});</script>"
+    )
     probe.write_text(text.replace("</body>", script + "</body>"))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([exe, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [exe, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r"<body[^>]*>", dom.stdout).group(0)
     assert f'data-images="{n_images}"' in body and 'data-broken="0"' in body, body
     assert int(re.search(r'data-tables="(\d+)"', body).group(1)) == text.count("<table>")
     shot = tmp_path / "shot.png"
-    res = subprocess.run([exe, *flags, f"--screenshot={shot}", "--window-size=1280,4000", out.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [exe, *flags, f"--screenshot={shot}", "--window-size=1280,4000", out.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
-    assert shot.read_bytes()[:8] == PNG and shot.stat().st_size > 50_000  # a page with figures, not a blank one
+    assert (
+        shot.read_bytes()[:8] == PNG and shot.stat().st_size > 50_000
+    )  # a page with figures, not a blank one
     if os.environ.get("DLBENCH_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["DLBENCH_KEEP_SCREENSHOT"])

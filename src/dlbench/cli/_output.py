@@ -14,6 +14,8 @@ from enum import Enum
 from rich.console import Console
 from rich.table import Table
 
+from dlbench.formatting import fmt_cell, markdown_table
+
 # When piped (CI logs, files), rich would assume 80 columns and squeeze the tables: give them room.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -26,26 +28,6 @@ class Format(str, Enum):
     markdown = "markdown"
 
 
-def fmt_cell(value, column: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and math.isnan(value):
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if column.endswith(("acc", "_acc")) or "acc" in column:
-            return f"{value:.4f}"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.4g}"
-    if isinstance(value, tuple | list):
-        return "/".join(str(v) for v in value)
-    return str(value)
-
-
 def _plain(value):
     if isinstance(value, tuple):
         return list(value)
@@ -54,14 +36,6 @@ def _plain(value):
     if hasattr(value, "item"):  # numpy / pandas scalars
         return value.item()
     return value
-
-
-def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for row in rows:
-        cells = [fmt_cell(row.get(c), c).replace("|", "\\|") for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def render_rows(
@@ -81,8 +55,12 @@ def render_rows(
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
-            writer.writerow(["/".join(map(str, v)) if isinstance(v, tuple | list) else v for v in
-                             (_plain(r.get(c)) for c in columns)])
+            writer.writerow(
+                [
+                    "/".join(map(str, v)) if isinstance(v, tuple | list) else v
+                    for v in (_plain(r.get(c)) for c in columns)
+                ]
+            )
         sys.stdout.write(buf.getvalue())
     elif fmt is Format.markdown:
         sys.stdout.write(markdown_table(rows, columns) + "\n")
@@ -91,7 +69,9 @@ def render_rows(
         for c in columns:
             table.add_column(c, justify="right" if _numeric(rows, c) else "left")
         for i, r in enumerate(rows):
-            table.add_row(*[fmt_cell(r.get(c), c) for c in columns], style="bold green" if i == highlight else None)
+            table.add_row(
+                *[fmt_cell(r.get(c), c) for c in columns], style="bold green" if i == highlight else None
+            )
         out.print(table)
 
 

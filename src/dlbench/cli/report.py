@@ -1,4 +1,4 @@
-"""`dlbench report`: the cache written up as one Markdown file (figures beside it) or one self-contained HTML."""
+"""`dlbench report`: the cache written up as Markdown (figures beside it) or one self-contained HTML file."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ class ReportFormat(str, Enum):
 
 def report(
     out_path: Path = typer.Option(
-        None, "--out", "-o", help="Report file: .md (figures in <stem>_files/ beside it) or .html (one file). "
-        "Default: report.md, or report.html with --format html."
+        None,
+        "--out",
+        "-o",
+        help="Report file: .md (figures in <stem>_files/ beside it) or .html (one file). "
+        "Default: report.md, or report.html with --format html.",
     ),
     fmt: ReportFormat = typer.Option(None, "--format", "-f", help="markdown | html (default: from --out)."),
     sweeps: list[str] = typer.Option(None, "--sweep", help="Only this sweep (repeatable)."),
@@ -37,8 +40,15 @@ def report(
     fmt_name = fmt.value if fmt else None
     target = Path(out_path) if out_path else Path("report.html" if fmt_name == "html" else "report.md")
     store = Store(paths.cache_dir(cache_dir))
-    done = write_report(store, target, fmt_name, Selection(sweeps or None, model, dataset, since),
-                        data_dir=paths.data_dir(data_dir))
+    done = write_report(
+        store,
+        target,
+        fmt_name,
+        Selection(sweeps or None, model, dataset, since),
+        data_dir=paths.data_dir(data_dir),
+    )
     figs = f", {len(done.figures)} figures in {done.figures_dir}" if done.figures_dir else ""
     n = len(done.sweeps)
-    out.print(f"wrote {done.path} ({done.fmt}: {n} sweep{'s' * (n != 1)}, {done.runs} runs{figs})", highlight=False)
+    out.print(
+        f"wrote {done.path} ({done.fmt}: {n} sweep{'s' * (n != 1)}, {done.runs} runs{figs})", highlight=False
+    )

@@ -15,20 +15,31 @@ from dlbench.cli._train_options import with_train_options
 
 @with_train_options
 def sweep(
-    param: str = typer.Argument(None, help="What to sweep: a training option (lr, batch-size, ...) or a model "
-                                "setting (activation, patch-size, depth, ...)."),
+    param: str = typer.Argument(
+        None,
+        help="What to sweep: a training option (lr, batch-size, ...) or a model "
+        "setting (activation, patch-size, depth, ...).",
+    ),
     values: str = typer.Argument(None, help="Comma list of values; omitted: a default grid, printed first."),
     model: str = typer.Option(..., "--model", "-m", help="Model name (see `dlbench models`)."),
     dataset: str = typer.Option(None, "--dataset", "-d", help="Dataset (default: the model's own)."),
-    grid: list[str] = typer.Option(None, "--grid", "-g", help="Grid axis NAME=V1,V2 (repeatable), instead of PARAM."),
+    grid: list[str] = typer.Option(
+        None, "--grid", "-g", help="Grid axis NAME=V1,V2 (repeatable), instead of PARAM."
+    ),
     repeats: int = typer.Option(1, "--repeats", help="Seeds per value (seed, seed+1, ...): mean and std."),
-    name: str = typer.Option(None, "--name", help="Name of the sweep for `report` (default: from axes and model)."),
+    name: str = typer.Option(
+        None, "--name", help="Name of the sweep for `report` (default: from axes and model)."
+    ),
     sets: list[str] = SetOpt,
     dataset_opts: list[str] = DatasetOptOpt,
     force: bool = typer.Option(False, "--force", help="Retrain trials even if cached."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first diverged or out-of-memory trial."),
+    fail_fast: bool = typer.Option(
+        False, "--fail-fast", help="Stop at the first diverged or out-of-memory trial."
+    ),
     figures_dir: Path = typer.Option(None, "--figures-dir", help="Where to write the PNG figures."),
-    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the curves and gradient figures."),
+    figures: bool = typer.Option(
+        True, "--figures/--no-figures", help="Write the curves and gradient figures."
+    ),
     data_dir: Path = DataDirOpt,
     cache_dir: Path = CacheDirOpt,
     fmt: Format = FormatOpt,
@@ -55,30 +66,53 @@ def sweep(
         axes.append((key, vals))
     if param and grid:
         raise UsageError("give either PARAM [VALUES] or --grid axes, not both")
-    plan = plan_sweep(model, dataset or default_dataset(model), axes, settings=single_values(sets),
-                      dataset_options=single_values(dataset_opts), options=train_opts, repeats=repeats, name=name)
+    plan = plan_sweep(
+        model,
+        dataset or default_dataset(model),
+        axes,
+        settings=single_values(sets),
+        dataset_options=single_values(dataset_opts),
+        options=train_opts,
+        repeats=repeats,
+        name=name,
+    )
     for axis, (_, given) in zip(plan.axes, axes, strict=True):
         if given is None:
             err.print(f"sweeping {axis.name} over its default values: {', '.join(axis.values)}")
     store = Store(paths.cache_dir(cache_dir))
-    command = "dlbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("dlbench") else ""
+    command = (
+        "dlbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("dlbench") else ""
+    )
     n = len(plan.trials)
     err.print(f"sweep [bold]{plan.name}[/]: {n} trials of {plan.model} on {plan.dataset}")
 
     with TrainProgress(plan.model, sweep_task=True) as progress:
+
         def on_trial(k, trial, counts):
             progress.set_sweep(k, n, f"trial {k + 1}/{n}: {label(trial.values)}  ({counts.line()})")
             return progress.callback
 
-        counts = run_sweep(plan, store, data_dir=paths.data_dir(data_dir), force=force, fail_fast=fail_fast,
-                           on_trial=on_trial, command=command or _command(plan))
+        counts = run_sweep(
+            plan,
+            store,
+            data_dir=paths.data_dir(data_dir),
+            force=force,
+            fail_fast=fail_fast,
+            on_trial=on_trial,
+            command=command or _command(plan),
+        )
         progress.set_sweep(n, n, counts.line())
 
     definition = store.get_sweep(plan.name)
     rows, columns, best = summary_rows(store, definition)
     if fmt == Format.table:
-        render_rows(rows, columns, fmt=fmt, highlight=best,
-                    title=f"Sweep {plan.name}: {plan.model} on {plan.dataset} (best by validation accuracy in bold)")
+        render_rows(
+            rows,
+            columns,
+            fmt=fmt,
+            highlight=best,
+            title=f"Sweep {plan.name}: {plan.model} on {plan.dataset} (best by validation accuracy in bold)",
+        )
         out.print(f"{n} trials: {counts.line()}.")
     else:
         for i, r in enumerate(rows):

@@ -3,8 +3,8 @@
 The report is built in two steps. :func:`collect` reads the cache (only through :class:`~dlbench.cache.Store`
 and the figure index) and produces a list of blocks: headings, paragraphs, tables, images (PNG bytes drawn
 here with matplotlib) and commands. :func:`render_markdown` and :func:`render_html` turn the blocks into text.
-Markdown links its images from a folder beside the report (``report.md`` -> ``report_files/``); HTML embeds them
-as base64 data URIs, so one file is the whole report.
+Markdown links its images from a folder beside the report (``report.md`` -> ``report_files/``); HTML
+embeds them as base64 data URIs, so one file is the whole report.
 
 Determinism: sweeps are ordered by name, figures by kind, time and path, and the only time in the body is the
 newest ``created`` stamp among the results shown, so the same cache always gives the same bytes.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import json
 import math
 import os
@@ -30,17 +29,37 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench.errors import DlbenchError, UsageError
+from dlbench.formatting import fmt_cell
 from dlbench.paths import safe_name
+from dlbench.report.plots import (
+    curves_png,
+    grad_norms_png,
+    pick_curves,
+    pyplot,
+    step_loss_png,
+    to_png,
+)
 
-MAX_CURVES = 12  # lines per figure; the rest of a sweep is in its table
 SAMPLES = 5  # test images in the best-vs-worst strip
-DPI = 100
-IMPORTANT_OPTIONS = ("optimizer", "lr", "momentum", "weight_decay", "schedule", "batch_size", "epochs",
-                     "label_smoothing", "augment", "normalize", "val_split", "seed", "precision")
+IMPORTANT_OPTIONS = (
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "batch_size",
+    "epochs",
+    "label_smoothing",
+    "augment",
+    "normalize",
+    "val_split",
+    "seed",
+    "precision",
+)
 FORMATS = ("markdown", "html")
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # blocks: the report model, independent of the output format
 
 
@@ -91,33 +110,7 @@ def P(*parts) -> Para:
     return Para([p if isinstance(p, tuple) else ("text", p) for p in parts])
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# cells, formatted like `sweep` prints them (the same rules as the CLI's fmt_cell)
-
-
-def fmt_cell(value, column: str = "") -> str:
-    if value is None:
-        return "-"
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if "acc" in column:
-            return f"{value:.4f}"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.4g}"
-    if isinstance(value, tuple | list):
-        return "/".join(str(v) for v in value)
-    return str(value)
-
-
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # reading the cache
 
 
@@ -143,10 +136,10 @@ class _RunsView:
 def read_runs(store) -> pd.DataFrame:
     """``store.runs()``, read faster: one Arrow table per file, converted to pandas once.
 
-    ``Store.runs`` converts every one-row file to a DataFrame and concatenates them, which costs about 4 ms per
-    run (most of a 1,000-run report). This reads the same files, found through the Store's own ``keys`` and
-    ``path``, in the same order; on any problem (an unreadable file, a concurrent removal) it falls back to
-    ``store.runs()``, which moves unreadable files to quarantine and warns.
+    ``Store.runs`` converts every one-row file to a DataFrame and concatenates them, which costs about
+    4 ms per run (most of a 1,000-run report). This reads the same files, found through the Store's own
+    ``keys`` and ``path``, in the same order; on any problem (an unreadable file, a concurrent removal) it
+    falls back to ``store.runs()``, which moves unreadable files to quarantine and warns.
     """
     try:
         import pyarrow as pa
@@ -168,7 +161,9 @@ def _since_stamp(since: str | None) -> str | None:
     try:
         return datetime.fromisoformat(since.strip()).strftime("%Y-%m-%dT%H:%M:%S")
     except ValueError:
-        raise UsageError(f"--since must be an ISO date such as 2025-01-31 or 2025-01-31T14:00, got '{since}'") from None
+        raise UsageError(
+            f"--since must be an ISO date such as 2025-01-31 or 2025-01-31T14:00, got '{since}'"
+        ) from None
 
 
 def _plain(value):
@@ -180,7 +175,9 @@ def _plain(value):
 def _row_dicts(df: pd.DataFrame) -> dict[str, dict]:
     rows = {}
     for r in df.to_dict("records"):
-        rows[r["key"]] = {k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in r.items()}
+        rows[r["key"]] = {
+            k: (None if isinstance(v, float) and math.isnan(v) else _plain(v)) for k, v in r.items()
+        }
     return rows
 
 
@@ -228,7 +225,9 @@ def collect(store, selection: Selection | None = None, data_dir: Path | None = N
 
         for name in sel.sweeps:
             if name not in by_name:
-                raise UnknownNameError("sweep", name, list(by_name), hint="see the names `dlbench sweep` printed")
+                raise UnknownNameError(
+                    "sweep", name, list(by_name), hint="see the names `dlbench sweep` printed"
+                )
     chosen = []
     for name in sorted(by_name):
         d = by_name[name]
@@ -238,7 +237,11 @@ def collect(store, selection: Selection | None = None, data_dir: Path | None = N
             continue
         if sel.dataset and d.get("dataset") != sel.dataset:
             continue
-        trials = [t for t in d["trials"] if t["key"] in rows and (since is None or rows[t["key"]]["created"] >= since)]
+        trials = [
+            t
+            for t in d["trials"]
+            if t["key"] in rows and (since is None or rows[t["key"]]["created"] >= since)
+        ]
         if not trials:
             continue
         chosen.append({**d, "trials": trials, "_all_trials": len(d["trials"])})
@@ -255,8 +258,10 @@ def collect(store, selection: Selection | None = None, data_dir: Path | None = N
     in_scope = [t["key"] for d in chosen for t in d["trials"]]
     stamps = [rows[k]["created"] for k in in_scope] + [f["created"] for f in fig_rows]
     n_runs = len(set(in_scope))
-    header = (f"Results up to {max(stamps)}: {len(chosen)} sweep{'s' * (len(chosen) != 1)}, {n_runs} "
-              f"run{'s' * (n_runs != 1)}, {len(fig_rows)} recorded figure{'s' * (len(fig_rows) != 1)}")
+    header = (
+        f"Results up to {max(stamps)}: {len(chosen)} sweep{'s' * (len(chosen) != 1)}, {n_runs} "
+        f"run{'s' * (n_runs != 1)}, {len(fig_rows)} recorded figure{'s' * (len(fig_rows) != 1)}"
+    )
     if sel.describe():
         header += f" (filter: {sel.describe()})"
     report = Report("dlbench report", header)
@@ -290,7 +295,7 @@ class _FileNames:
         return name
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # one sweep
 
 
@@ -304,17 +309,26 @@ def _sweep_section(view: _RunsView, d: dict, names: _FileNames, data_dir, datase
     blocks: list = [Heading(2, f"Sweep {name}: {model} on {dataset}")]
     n, total = len(d["trials"]), d["_all_trials"]
     intro = f"{n} trial{'s' * (n != 1)} of {model} on {dataset}"
-    intro += f" ({total - n} more in the definition are not in this report: unfinished or filtered out)." \
-        if n < total else "."
+    intro += (
+        f" ({total - n} more in the definition are not in this report: unfinished or filtered out)."
+        if n < total
+        else "."
+    )
     if d.get("repeats", 1) > 1:
         intro += f" Each value combination ran with {d['repeats']} seeds: the table shows mean and std."
     blocks.append(P(intro))
 
     # what was swept
     blocks.append(Heading(3, "Swept"))
-    blocks.append(Table(["parameter", "kind", "values"],
-                        [{"parameter": a["name"], "kind": a["kind"], "values": ", ".join(map(str, a["values"]))}
-                         for a in d["axes"]]))
+    blocks.append(
+        Table(
+            ["parameter", "kind", "values"],
+            [
+                {"parameter": a["name"], "kind": a["kind"], "values": ", ".join(map(str, a["values"]))}
+                for a in d["axes"]
+            ],
+        )
+    )
 
     # what was held fixed: given on the command line, or the resolved defaults of a trial
     trials = trial_frame(view, d)
@@ -327,8 +341,14 @@ def _sweep_section(view: _RunsView, d: dict, names: _FileNames, data_dir, datase
     ):
         for k in sorted(values):
             if k not in axes:
-                fixed_rows.append({"name": k, "kind": kind, "value": _fmt_value(values[k]),
-                                   "source": "given" if k in given_here else "default"})
+                fixed_rows.append(
+                    {
+                        "name": k,
+                        "kind": kind,
+                        "value": _fmt_value(values[k]),
+                        "source": "given" if k in given_here else "default",
+                    }
+                )
     from dlbench.config import train_option_defaults
 
     defaults = train_option_defaults()
@@ -338,8 +358,14 @@ def _sweep_section(view: _RunsView, d: dict, names: _FileNames, data_dir, datase
             continue
         v = getattr(first.options, k)
         if k in IMPORTANT_OPTIONS or k in given_opts or v != defaults[k]:
-            fixed_rows.append({"name": k, "kind": "option", "value": _fmt_value(v),
-                               "source": "given" if k in given_opts else "default"})
+            fixed_rows.append(
+                {
+                    "name": k,
+                    "kind": "option",
+                    "value": _fmt_value(v),
+                    "source": "given" if k in given_opts else "default",
+                }
+            )
     fixed_rows.sort(key=lambda r: r["source"] != "given")  # what the user chose first; stable otherwise
     fixed_rows.append({"name": "device", "kind": "run", "value": first.device_kind, "source": "resolved"})
     blocks.append(Heading(3, "Held fixed"))
@@ -351,13 +377,23 @@ def _sweep_section(view: _RunsView, d: dict, names: _FileNames, data_dir, datase
     blocks.append(Table(columns, rows, best))
     if best is not None:
         b = rows[best]
-        blocks.append(P("Best by validation accuracy: ", ("bold", label({a: b[a] for a in axes})),
-                        f" (best_val_acc {fmt_cell(b['best_val_acc'], 'acc')}, "
-                        f"test_acc {fmt_cell(b['test_acc'], 'acc')})."))
+        blocks.append(
+            P(
+                "Best by validation accuracy: ",
+                ("bold", label({a: b[a] for a in axes})),
+                f" (best_val_acc {fmt_cell(b['best_val_acc'], 'acc')}, "
+                f"test_acc {fmt_cell(b['test_acc'], 'acc')}).",
+            )
+        )
     failed = trials[trials["status"] != "ok"]
     for r in failed.to_dict("records"):
-        blocks.append(P(f"Trial {label({a: r[a] for a in axes})}: {r['status']}"
-                        + (f" ({r['message']})" if r.get("message") else "") + "."))
+        blocks.append(
+            P(
+                f"Trial {label({a: r[a] for a in axes})}: {r['status']}"
+                + (f" ({r['message']})" if r.get("message") else "")
+                + "."
+            )
+        )
 
     # figures: at most MAX_CURVES trials drawn
     labels = {}
@@ -367,29 +403,41 @@ def _sweep_section(view: _RunsView, d: dict, names: _FileNames, data_dir, datase
             lab += f" (seed {r['repeat']})"
         labels[r["key"]] = lab
     best_key, worst_key = _best_worst(trials, rows, best, axes)
-    drawn = _pick(list(labels), best_key, worst_key)
+    drawn = pick_curves(list(labels), best_key, worst_key)
     shown = {k: labels[k] + (" (best)" if k == best_key else "") for k in drawn}
     note = ""
     if len(drawn) < len(labels):
-        note = (f"{len(drawn)} of {len(labels)} trials drawn: the best, the worst and the rest spread evenly over "
-                "the sweep's order; the table above lists every trial.")
+        note = (
+            f"{len(drawn)} of {len(labels)} trials drawn: the best, the worst and the rest spread evenly "
+            "over the sweep's order; the table above lists every trial."
+        )
     title = f"{model} on {dataset}: sweep of {', '.join(axes)}"
     keys = list(drawn)
     epochs = view.table("epochs", keys)
     if len(epochs):
         blocks.append(Heading(3, "Training curves"))
-        blocks.append(Image(names(name, "curves"), _curves_png(epochs, shown, title),
-                            f"training curves of {name}", note))
+        blocks.append(
+            Image(names(name, "curves"), curves_png(epochs, shown, title), f"training curves of {name}", note)
+        )
     grads = view.table("grads", keys)
     if len(grads):
         blocks.append(Heading(3, "Gradient norms"))
-        blocks.append(Image(names(name, "grad-norms"), _grads_png(grads, shown, title),
-                            f"gradient norms of {name}", note))
+        blocks.append(
+            Image(
+                names(name, "grad-norms"),
+                grad_norms_png(grads, shown, title),
+                f"gradient norms of {name}",
+                note,
+            )
+        )
     steps = view.table("steps", keys)
     if len(steps):
         blocks.append(Heading(3, "Per-step training loss"))
-        blocks.append(Image(names(name, "step-loss"), _steps_png(steps, shown, title),
-                            f"per-step loss of {name}", note))
+        blocks.append(
+            Image(
+                names(name, "step-loss"), step_loss_png(steps, shown, title), f"per-step loss of {name}", note
+            )
+        )
 
     # five test images the best trial got right and the worst got wrong
     blocks.append(Heading(3, "Best against worst on test images"))
@@ -400,8 +448,9 @@ def _sweep_section(view: _RunsView, d: dict, names: _FileNames, data_dir, datase
     if command:
         blocks.append(Command(command))
     else:
-        blocks.append(P("The sweep definition records no command; each trial's own command is in "
-                        "`dlbench runs`."))
+        blocks.append(
+            P("The sweep definition records no command; each trial's own command is in `dlbench runs`.")
+        )
     return blocks
 
 
@@ -425,144 +474,6 @@ def _best_worst(trials: pd.DataFrame, rows: list[dict], best: int | None, axes: 
     return best_key, (worst_key if worst_key != best_key else None)
 
 
-def _pick(keys: list[str], best: str | None, worst: str | None) -> list[str]:
-    """All keys if few; else best, worst and evenly spaced others, in the sweep's order."""
-    if len(keys) <= MAX_CURVES:
-        return keys
-    must = [k for k in (best, worst) if k]
-    rest = [k for k in keys if k not in must]
-    n = MAX_CURVES - len(must)
-    picked = {rest[round(i * (len(rest) - 1) / max(1, n - 1))] for i in range(n)} | set(must)
-    return [k for k in keys if k in picked]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# figures (matplotlib, Agg; PNG bytes)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    plt = _plt()
-    buf = io.BytesIO()
-    # fixed margins rather than bbox_inches="tight": measuring every text twice is most of the drawing time
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _style(i: int, key_label: str) -> dict:
-    import matplotlib
-
-    colours = matplotlib.colormaps["tab10"].colors
-    best = key_label.endswith("(best)")
-    return {"color": colours[i % 10], "linestyle": "-" if i < 10 else "--", "linewidth": 2.2 if best else 1.2}
-
-
-def _marker(g: pd.DataFrame) -> dict:
-    return {"marker": "o", "markersize": 2.5} if len(g) <= 30 else {}
-
-
-def _log_if_positive(ax, values) -> None:
-    """Log scale where the values are positive and span enough to need it (a narrow range reads better
-    linear, and its log tick labels are cluttered)."""
-    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
-    if len(v) and (v > 0).all() and v.max() / v.min() >= 10:
-        ax.set_yscale("log")
-
-
-def _integer_x(*axes) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _curves_png(epochs: pd.DataFrame, labels: dict[str, str], title: str) -> bytes:
-    plt = _plt()
-    groups = {k: g.sort_values("epoch") for k, g in epochs.groupby("key", sort=False)}
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
-    panels = [("train_loss", "training loss"), ("val_loss", "validation loss"),
-              ("train_acc", "training accuracy"), ("val_acc", "validation accuracy")]
-    for ax, (col, name) in zip(axes.flat, panels, strict=True):
-        for i, (key, lab) in enumerate(labels.items()):
-            g = groups.get(key)
-            if g is not None and col in g:
-                ax.plot(g["epoch"] + 1, g[col], label=lab, **_marker(g), **_style(i, lab))
-        ax.set_title(name, y=1.0)  # a fixed y skips matplotlib's costly automatic title placement
-        ax.grid(alpha=0.3)
-        if "loss" in col and col in epochs:
-            _log_if_positive(ax, epochs[col])
-    for ax in axes[1]:
-        ax.set_xlabel("epoch")
-    _integer_x(*axes.flat)
-    handles, labs = axes[0, 0].get_legend_handles_labels()
-    ncol = min(4, max(1, len(labs)))
-    fig.suptitle(title)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.92, hspace=0.22, wspace=0.16,
-                        bottom=0.09 + 0.028 * math.ceil(len(labs) / ncol))
-    fig.legend(handles, labs, loc="lower center", ncol=ncol, frameon=False, fontsize="small")
-    return _png(fig)
-
-
-def _grads_png(grads: pd.DataFrame, labels: dict[str, str], title: str) -> bytes:
-    plt = _plt()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    layers = grads[grads["layer"] != "global"]
-    per_layer = layers.groupby(["key", "depth"], sort=True)["mean_norm"].mean()
-    glob = grads[grads["layer"] == "global"].sort_values(["key", "epoch"])
-    glob_groups = dict(tuple(glob.groupby("key", sort=False)))
-    for i, (key, lab) in enumerate(labels.items()):
-        style = _style(i, lab)
-        if key in per_layer.index.get_level_values(0):
-            s = per_layer.loc[key]
-            left.plot(s.index, s.values, marker=".", label=lab, **style)
-        g = glob_groups.get(key)
-        if g is not None:
-            right.plot(g["epoch"] + 1, g["mean_norm"], label=lab, **_marker(g), **style)
-    left.set(xlabel="parameterised layer (input -> output)", ylabel="mean gradient norm",
-             )
-    left.set_title("per-layer gradient norm (mean over epochs)", y=1.0)
-    right.set(xlabel="epoch", ylabel="global gradient norm")
-    right.set_title("global gradient norm", y=1.0)
-    _log_if_positive(left, layers["mean_norm"])
-    _log_if_positive(right, glob["mean_norm"])
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-    _integer_x(left, right)
-    right.legend(fontsize="x-small")
-    fig.suptitle(title)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=0.13, wspace=0.2)
-    return _png(fig)
-
-
-def _steps_png(steps: pd.DataFrame, labels: dict[str, str], title: str) -> bytes:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    groups = dict(tuple(steps.groupby("key", sort=False)))
-    for i, (key, lab) in enumerate(labels.items()):
-        g = groups.get(key)
-        if g is None:
-            continue
-        g = g.sort_values("step")
-        x = g["step"] / max(1, g["step"].max()) * (g["epoch"].max() + 1)  # align runs of different lengths
-        ax.plot(x, g["loss"], alpha=0.85, label=lab, **{**_style(i, lab), "linewidth": 0.8})
-    _log_if_positive(ax, steps["loss"])
-    ax.set(xlabel="epoch", ylabel="training loss (per step)")
-    ax.set_title(title, y=1.0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small")
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.91, bottom=0.12)
-    return _png(fig)
-
-
 def _samples(view, sweep: str, labels, best_key, worst_key, names, data_dir, datasets_cache) -> list:
     if not best_key or not worst_key:
         return [P("No comparison: the sweep needs two finished trials with different validation accuracy.")]
@@ -571,7 +482,8 @@ def _samples(view, sweep: str, labels, best_key, worst_key, names, data_dir, dat
         return [P("No comparison: the cache holds no test predictions for these trials.")]
     cols = ["index", "label", "pred", "confidence"]
     both = preds.loc[preds["key"] == best_key, cols].merge(
-        preds.loc[preds["key"] == worst_key, cols], on="index", suffixes=("_best", "_worst"))
+        preds.loc[preds["key"] == worst_key, cols], on="index", suffixes=("_best", "_worst")
+    )
     picked = both[(both["pred_best"] == both["label_best"]) & (both["pred_worst"] != both["label_best"])]
     if picked.empty:
         return [P("No test image was classified correctly by the best trial and wrongly by the worst.")]
@@ -586,18 +498,29 @@ def _samples(view, sweep: str, labels, best_key, worst_key, names, data_dir, dat
         i = int(i)
         return classes[i] if classes and 0 <= i < len(classes) else str(i)
 
-    rows = [{"index": int(r["index"]), "true": cname(r["label_best"]),
-             "best": f"{cname(r['pred_best'])} ({r['confidence_best']:.2f})",
-             "worst": f"{cname(r['pred_worst'])} ({r['confidence_worst']:.2f})"}
-            for r in picked.to_dict("records")]
-    out: list = [P("Test images that the best trial (", ("bold", labels[best_key]), ") classified correctly and "
-                   "the worst (", ("bold", labels[worst_key]), ") got wrong, most confident mistakes first "
-                   "(confidence in brackets).")]
+    rows = [
+        {
+            "index": int(r["index"]),
+            "true": cname(r["label_best"]),
+            "best": f"{cname(r['pred_best'])} ({r['confidence_best']:.2f})",
+            "worst": f"{cname(r['pred_worst'])} ({r['confidence_worst']:.2f})",
+        }
+        for r in picked.to_dict("records")
+    ]
+    out: list = [
+        P(
+            "Test images that the best trial (",
+            ("bold", labels[best_key]),
+            ") classified correctly and the worst (",
+            ("bold", labels[worst_key]),
+            ") got wrong, most confident mistakes first (confidence in brackets).",
+        )
+    ]
     if images is not None and all(0 <= r["index"] < len(images) for r in rows):
         png = _strip_png(images, rows)
         out.append(Image(names(sweep, "samples"), png, f"test images of {sweep}: best vs worst"))
     else:
-        out.append(P(f"(The test images are not shown: {problem or 'the prediction indices do not match the data'}.)"))
+        out.append(P(f"(The test images are not shown: {problem or 'the indices do not match the data'}.)"))
     out.append(Table(["index", "true", "best", "worst"], rows))
     return out
 
@@ -626,7 +549,7 @@ def _test_images(config, data_dir, cache):
 
 
 def _strip_png(images, rows: list[dict]) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(rows), figsize=(2.1 * len(rows), 2.9), squeeze=False)
     for ax, r in zip(axes[0], rows, strict=True):
         img = images[r["index"]].transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
@@ -637,10 +560,10 @@ def _strip_png(images, rows: list[dict]) -> bytes:
         ax.set_title(f"#{r['index']} true: {r['true']}\nbest: {r['best']}\nworst: {r['worst']}", fontsize=7.5)
         ax.axis("off")
     fig.tight_layout()
-    return _png(fig)
+    return to_png(fig)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # parameter counts, recorded figures, environment
 
 
@@ -656,13 +579,24 @@ def _params_section(runs: list[dict]) -> list:
         spec = get_dataset(c.dataset)
         info = spec.info(None, c.dataset_options)
         base = spec.info(None, {})
-        shape_opts = {k: v for k, v in sorted(c.dataset_options.items())
-                      if v != spec.defaults.get(k) and _changes_shape(spec, k, v, base)}
-        gkey = (c.model, c.dataset, tuple(info.input_shape), info.num_classes, json.dumps(shape_opts, default=str))
+        shape_opts = {
+            k: v
+            for k, v in sorted(c.dataset_options.items())
+            if v != spec.defaults.get(k) and _changes_shape(spec, k, v, base)
+        }
+        gkey = (
+            c.model,
+            c.dataset,
+            tuple(info.input_shape),
+            info.num_classes,
+            json.dumps(shape_opts, default=str),
+        )
         g = groups.setdefault(gkey, {"settings": {}, "shape_opts": shape_opts})
         g["settings"].setdefault(json.dumps(c.model_settings, sort_keys=True, default=str), c.model_settings)
     blocks: list = [Heading(2, "Parameter counts")]
-    blocks.append(P("Counted by instantiating each model on the meta device at the settings used (MACs per image)."))
+    blocks.append(
+        P("Counted by instantiating each model on the meta device at the settings used (MACs per image).")
+    )
     for (model, dataset, shape, classes, _), g in sorted(groups.items(), key=lambda kv: kv[0]):
         spec = get_model_spec(model)
         settings = [g["settings"][k] for k in sorted(g["settings"])]
@@ -671,12 +605,20 @@ def _params_section(runs: list[dict]) -> list:
         for s in settings:
             net = build_meta(spec, shape, classes, s)
             total, trainable = count_parameters(net)
-            rows.append({**{k: _fmt_value(s.get(k)) for k in varying},
-                         "params": total, "trainable": trainable, "macs": count_macs(net, shape)})
+            rows.append(
+                {
+                    **{k: _fmt_value(s.get(k)) for k in varying},
+                    "params": total,
+                    "trainable": trainable,
+                    "macs": count_macs(net, shape),
+                }
+            )
         blocks.append(Heading(3, f"{model} on {dataset} ({'x'.join(map(str, shape))}, {classes} classes)"))
         held = {k: v for k, v in settings[0].items() if k not in varying}
         if held:
-            blocks.append(P("Settings: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(held.items())) + "."))
+            blocks.append(
+                P("Settings: " + ", ".join(f"{k}={_fmt_value(v)}" for k, v in sorted(held.items())) + ".")
+            )
         blocks.append(Table(varying + ["params", "trainable", "macs"], rows))
         for cmd in _count_commands(spec, model, dataset, settings, varying, g["shape_opts"]):
             blocks.append(Command(cmd))
@@ -701,7 +643,9 @@ def _count_commands(spec, model, dataset, settings, varying, shape_opts) -> list
         parts += ["--dataset-opt " + shlex.quote(f"{k}={_fmt_value(v)}") for k, v in shape_opts.items()]
         return " ".join(parts)
 
-    non_default = sorted({k for s in settings for k, v in s.items() if v != spec.defaults.get(k)} | set(varying))
+    non_default = sorted(
+        {k for s in settings for k, v in s.items() if v != spec.defaults.get(k)} | set(varying)
+    )
     values = {k: list(dict.fromkeys(_fmt_value(s.get(k)) for s in settings)) for k in non_default}
     n_grid = math.prod(len(v) for v in values.values()) if values else 1
     if n_grid == len(settings):
@@ -709,7 +653,9 @@ def _count_commands(spec, model, dataset, settings, varying, shape_opts) -> list
     return [line({k: [_fmt_value(s.get(k))] for k in non_default}) for s in settings]
 
 
-def _select_figures(figures: pd.DataFrame, sel: Selection, since: str | None, sweep_models: set) -> list[dict]:
+def _select_figures(
+    figures: pd.DataFrame, sel: Selection, since: str | None, sweep_models: set
+) -> list[dict]:
     if not len(figures):
         return []
     out = []
@@ -731,7 +677,9 @@ def _select_figures(figures: pd.DataFrame, sel: Selection, since: str | None, sw
 
 def _figures_section(fig_rows: list[dict], names: _FileNames) -> list:
     blocks: list = [Heading(2, "Kernel and equivariance figures")]
-    blocks.append(P("Figures recorded by `dlbench visualize-kernels` and `dlbench equivariance`, oldest first."))
+    blocks.append(
+        P("Figures recorded by `dlbench visualize-kernels` and `dlbench equivariance`, oldest first.")
+    )
     for f in fig_rows:
         blocks.append(Heading(3, f"{f['kind']}: {f['title']}"))
         path = Path(str(f["path"]))
@@ -743,7 +691,9 @@ def _figures_section(fig_rows: list[dict], names: _FileNames) -> list:
             stem = path.stem if path.stem.startswith(str(f["kind"])) else f"{f['kind']}-{path.stem}"
             blocks.append(Image(names(stem, "figure"), png, str(f["title"])))
         else:
-            blocks.append(P(f"The figure file {path} is missing or not a PNG; the command below draws it again."))
+            blocks.append(
+                P(f"The figure file {path} is missing or not a PNG; the command below draws it again.")
+            )
         rows = f["meta"].get("rows") if isinstance(f["meta"], dict) else None
         if f["kind"] == "equivariance" and isinstance(rows, list) and rows:
             cols = [c for c in ("transform", "measure", "error", "full_error", "margin") if c in rows[0]]
@@ -761,12 +711,18 @@ def _environment_section(runs: list[dict], outside: int) -> list:
     blocks.append(P("Where the runs in this report were trained (from each run's record)."))
     blocks.append(Table(cols + ["runs"], counts.to_dict("records")))
     if outside:
-        blocks.append(P(f"{outside} run{'s' * (outside != 1)} in the cache belong to no sweep and are not in this "
-                        "report; list them with ", ("code", "dlbench runs"), "."))
+        blocks.append(
+            P(
+                f"{outside} run{'s' * (outside != 1)} in the cache belong to no sweep and are not in this "
+                "report; list them with ",
+                ("code", "dlbench runs"),
+                ".",
+            )
+        )
     return blocks
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # rendering
 
 
@@ -845,7 +801,10 @@ def render_markdown(report: Report, figures_link: str) -> str:
 def _md_table(t: Table) -> str:
     if not t.rows:
         return "*(no rows)*"
-    lines = ["| " + " | ".join(md_escape(c) for c in t.columns) + " |", "|" + "|".join("---" for _ in t.columns) + "|"]
+    lines = [
+        "| " + " | ".join(md_escape(c) for c in t.columns) + " |",
+        "|" + "|".join("---" for _ in t.columns) + "|",
+    ]
     for i, row in enumerate(t.rows):
         cells = [md_escape(fmt_cell(row.get(c), c)) for c in t.columns]
         if i == t.best:
@@ -861,8 +820,9 @@ def _md_table(t: Table) -> str:
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1120px;margin:2rem auto;
 padding:0 1.2rem;color:#1f2328;line-height:1.5;background:#fff}
-h1{border-bottom:2px solid #d0d7de;padding-bottom:.3rem}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2rem;
-margin-top:2.4rem}h3{margin-top:1.6rem}.header{color:#57606a}
+h1{border-bottom:2px solid #d0d7de;padding-bottom:.3rem}
+h2{border-bottom:1px solid #d0d7de;padding-bottom:.2rem;margin-top:2.4rem}
+h3{margin-top:1.6rem}.header{color:#57606a}
 table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.9rem;display:block;overflow-x:auto}
 th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;white-space:nowrap}
 th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfcfd}
@@ -888,8 +848,12 @@ def _html_para(p: Para) -> str:
             if len(parts) % 2 == 0:
                 out.append(html.escape(text))
             else:
-                out.append("".join(html.escape(s) if i % 2 == 0 else f"<code>{html.escape(s)}</code>"
-                                   for i, s in enumerate(parts)))
+                out.append(
+                    "".join(
+                        html.escape(s) if i % 2 == 0 else f"<code>{html.escape(s)}</code>"
+                        for i, s in enumerate(parts)
+                    )
+                )
     return "<p>" + "".join(out) + "</p>"
 
 
@@ -900,8 +864,10 @@ def _html_table(t: Table) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
     body = []
     for i, row in enumerate(t.rows):
-        cells = "".join(("<td class=\"num\">" if numeric[c] else "<td>") + html.escape(fmt_cell(row.get(c), c))
-                        + "</td>" for c in t.columns)
+        cells = "".join(
+            ('<td class="num">' if numeric[c] else "<td>") + html.escape(fmt_cell(row.get(c), c)) + "</td>"
+            for c in t.columns
+        )
         attr = ' class="best" title="best by validation accuracy"' if i == t.best else ""
         body.append(f"<tr{attr}>{cells}</tr>")
     note = '<p class="note">Highlighted: best by validation accuracy.</p>' if t.best is not None else ""
@@ -915,10 +881,14 @@ def _is_numeric(rows, column) -> bool:
 
 def render_html(report: Report) -> str:
     """One self-contained HTML page: inline CSS, images as base64 data URIs, every string escaped."""
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>{html.escape(report.title)}</h1>", f'<p class="header">{html.escape(report.header)}</p>']
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(report.title)}</h1>",
+        f'<p class="header">{html.escape(report.header)}</p>',
+    ]
     for b in report.blocks:
         if isinstance(b, Heading):
             out.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
@@ -929,14 +899,16 @@ def render_html(report: Report) -> str:
         elif isinstance(b, Image):
             data = base64.b64encode(b.png).decode("ascii")
             cap = f"<figcaption>{html.escape(b.caption)}</figcaption>" if b.caption else ""
-            out.append(f'<figure><img alt="{html.escape(b.alt)}" src="data:image/png;base64,{data}">{cap}</figure>')
+            out.append(
+                f'<figure><img alt="{html.escape(b.alt)}" src="data:image/png;base64,{data}">{cap}</figure>'
+            )
         elif isinstance(b, Command):
             out.append(f"<pre><code>{html.escape(b.text)}</code></pre>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # writing
 
 
@@ -952,14 +924,18 @@ class Written:
 
 def resolve_format(out: Path, fmt: str | None) -> str:
     suffix = out.suffix.lower()
-    by_suffix = "html" if suffix in (".html", ".htm") else "markdown" if suffix in (".md", ".markdown") else None
+    by_suffix = (
+        "html" if suffix in (".html", ".htm") else "markdown" if suffix in (".md", ".markdown") else None
+    )
     if fmt is None:
         return by_suffix or "markdown"
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
     if by_suffix and by_suffix != fmt:
-        raise UsageError(f"--format {fmt} does not match --out {out.name}; use a {'.html' if fmt == 'html' else '.md'} "
-                         "file name or leave --format out")
+        raise UsageError(
+            f"--format {fmt} does not match --out {out.name}; use a {'.html' if fmt == 'html' else '.md'} "
+            "file name or leave --format out"
+        )
     return fmt
 
 
@@ -987,11 +963,14 @@ def _check_writable(out: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise UsageError(f"cannot write the report to {out} ({exc.strerror or exc}); choose another --out") from None
+        raise UsageError(
+            f"cannot write the report to {out} ({exc.strerror or exc}); choose another --out"
+        ) from None
 
 
-def write_report(store, out: Path, fmt: str | None = None, selection: Selection | None = None,
-                 data_dir: Path | None = None) -> Written:
+def write_report(
+    store, out: Path, fmt: str | None = None, selection: Selection | None = None, data_dir: Path | None = None
+) -> Written:
     """Build the report and write it to ``out`` (Markdown: plus ``<stem>_files/`` beside it).
 
     Nothing is written anywhere else: figure names are sanitised and every file is written to a temporary
@@ -1018,5 +997,9 @@ def write_report(store, out: Path, fmt: str | None = None, selection: Selection 
             text = render_markdown(report, folder.name)
         _write_atomic(out, text.encode("utf-8"))
     except OSError as exc:
-        raise UsageError(f"cannot write the report to {out} ({exc.strerror or exc}); choose another --out") from None
-    return Written(out, fmt, folder if written else None, written, report.stats["sweeps"], report.stats["runs"])
+        raise UsageError(
+            f"cannot write the report to {out} ({exc.strerror or exc}); choose another --out"
+        ) from None
+    return Written(
+        out, fmt, folder if written else None, written, report.stats["sweeps"], report.stats["runs"]
+    )

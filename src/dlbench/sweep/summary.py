@@ -9,8 +9,15 @@ import pandas as pd
 from dlbench.cache import Store
 from dlbench.config import TrainConfig
 
-METRICS = ["params", "seconds_per_epoch", "inference_seconds", "images_per_sec", "peak_memory_mb", "best_val_acc",
-           "test_acc"]
+METRICS = [
+    "params",
+    "seconds_per_epoch",
+    "inference_seconds",
+    "images_per_sec",
+    "peak_memory_mb",
+    "best_val_acc",
+    "test_acc",
+]
 
 
 def trial_frame(store: Store, definition: dict) -> pd.DataFrame:
@@ -54,8 +61,9 @@ def summary_rows(store: Store, definition: dict) -> tuple[list[dict], list[str],
             row["test_acc_std"] = float(ok["test_acc"].std()) if len(ok) > 1 else math.nan
             row["seeds"] = len(group)
         statuses = group["status"].value_counts()
-        row["status"] = (statuses.index[0] if len(statuses) == 1
-                         else ", ".join(f"{n} {s}" for s, n in statuses.items()))
+        row["status"] = (
+            statuses.index[0] if len(statuses) == 1 else ", ".join(f"{n} {s}" for s, n in statuses.items())
+        )
         rows.append(row)
     columns = axes + METRICS + (["test_acc_std", "seeds"] if repeats > 1 else []) + ["status"]
     scored = [(r["best_val_acc"], i) for i, r in enumerate(rows) if r["best_val_acc"] == r["best_val_acc"]]
