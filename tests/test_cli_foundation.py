@@ -34,8 +34,18 @@ def test_version(cli):
 
 
 def test_count_params_reproduces_seed_table_without_cifar_files(cli, tmp_path):
-    res = cli("count-params", "mlpmixer", "--dataset", "cifar10", "--set", "patch_size=2,4,8,16,32",
-              "--format", "csv", "--data-dir", tmp_path / "empty")
+    res = cli(
+        "count-params",
+        "mlpmixer",
+        "--dataset",
+        "cifar10",
+        "--set",
+        "patch_size=2,4,8,16,32",
+        "--format",
+        "csv",
+        "--data-dir",
+        tmp_path / "empty",
+    )
     assert res.code == 0, res
     rows = list(csv.DictReader(io.StringIO(res.out)))
     assert [int(r["patch_size"]) for r in rows] == [2, 4, 8, 16, 32]
@@ -53,7 +63,9 @@ def test_count_params_json_and_grid(cli):
 def test_count_params_layer_breakdown(cli):
     res = cli("count-params", "resnet18", "--dataset", "cifar10", "--depth", "1", "--format", "json")
     assert res.code == 0, res
-    parts = [json.loads(chunk) for chunk in res.out.strip().split("\n]\n") if chunk.strip()] if False else None
+    parts = (
+        [json.loads(chunk) for chunk in res.out.strip().split("\n]\n") if chunk.strip()] if False else None
+    )
     assert '"layer": "fc"' in res.out and "11173962" in res.out
     del parts
 
@@ -64,8 +76,20 @@ def test_count_tv_model_defaults_to_imagenet_shape(cli):
 
 
 def test_solve_depth_seed_case(cli):
-    res = cli("solve-depth", "mlp", "--set", "width=64", "--target-model", "mlp", "--target-set", "width=256",
-              "--dataset", "fashion-mnist", "--format", "json")
+    res = cli(
+        "solve-depth",
+        "mlp",
+        "--set",
+        "width=64",
+        "--target-model",
+        "mlp",
+        "--target-set",
+        "width=256",
+        "--dataset",
+        "fashion-mnist",
+        "--format",
+        "json",
+    )
     assert res.code == 0, res
     out = json.loads(res.out)
     assert out["target"] == 269_322 and out["value"] == 54
@@ -75,16 +99,43 @@ def test_solve_depth_seed_case(cli):
 
 
 def test_solve_depth_weights_only(cli):
-    res = cli("solve-depth", "mlp", "--set", "width=64", "--target", "268800", "--no-bias",
-              "--dataset", "fashion-mnist", "--format", "json")
+    res = cli(
+        "solve-depth",
+        "mlp",
+        "--set",
+        "width=64",
+        "--target",
+        "268800",
+        "--no-bias",
+        "--dataset",
+        "fashion-mnist",
+        "--format",
+        "json",
+    )
     out = json.loads(res.out)
     assert out["value"] == 54 and out["params"] == 784 * 64 + 53 * 64 * 64 + 64 * 10
 
 
 @pytest.mark.parametrize("setting", ["kernel_size", "head_width"])
 def test_solve_cnn_settings_beat_neighbours(cli, setting):
-    res = cli("solve-depth", "cnn", "--solve", setting, "--target", "300000", "--set", "channels=16/32/45",
-              "--set", "pool=none", "--set", "head=avg", "--dataset", "fashion-mnist", "--format", "json")
+    res = cli(
+        "solve-depth",
+        "cnn",
+        "--solve",
+        setting,
+        "--target",
+        "300000",
+        "--set",
+        "channels=16/32/45",
+        "--set",
+        "pool=none",
+        "--set",
+        "head=avg",
+        "--dataset",
+        "fashion-mnist",
+        "--format",
+        "json",
+    )
     assert res.code == 0, res
     out = json.loads(res.out)
     assert all(abs(n["params"] - 300000) >= abs(out["params"] - 300000) for n in out["neighbours"])

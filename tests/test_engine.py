@@ -37,7 +37,9 @@ def test_train_records_everything(tmp_path):
     key = row["key"]
     epochs = store.table("epochs", [key])
     assert list(epochs["epoch"]) == [0, 1]
-    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec"} <= set(epochs)
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec"} <= set(
+        epochs
+    )
     grads = store.table("grads", [key])
     assert {"conv1", "conv2", "head", "global"} <= set(grads["layer"])
     assert (grads["max_norm"] >= grads["mean_norm"] - 1e-9).all()
@@ -58,17 +60,26 @@ def test_same_config_is_a_cache_hit_that_trains_nothing(tmp_path, monkeypatch):
         raise AssertionError("trained again")
 
     monkeypatch.setattr("dlbench.engine.train", boom)
-    again = resolve_config("cnn", "shapes", {"channels": "8/16", "head_width": "32"},
-                           {"train_size": "1200", "test_size": "300"},
-                           {"epochs": "1", "batch-size": "64", "optimizer": "adam", "lr": "0.003"})
+    again = resolve_config(
+        "cnn",
+        "shapes",
+        {"channels": "8/16", "head_width": "32"},
+        {"train_size": "1200", "test_size": "300"},
+        {"epochs": "1", "batch-size": "64", "optimizer": "adam", "lr": "0.003"},
+    )
     row, cached = run_one(again, store, data_dir=tmp_path / "data")
     assert cached and row["key"] == first["key"] and row["test_acc"] == first["test_acc"]
 
 
 def test_forced_divergence_is_a_recorded_result(tmp_path):
     store = Store(tmp_path / "cache")
-    config = resolve_config("mlp", "shapes", {"width": 32}, TINY_DATA,
-                            {"epochs": 2, "lr": 1e6, "optimizer": "sgd", "batch_size": 64})
+    config = resolve_config(
+        "mlp",
+        "shapes",
+        {"width": 32},
+        TINY_DATA,
+        {"epochs": 2, "lr": 1e6, "optimizer": "sgd", "batch_size": 64},
+    )
     row, _ = run_one(config, store, data_dir=tmp_path / "data")
     assert row["status"] == "diverged" and "non-finite" in row["message"]
     assert store.has(row["key"])  # recorded: the next call is a cache hit
@@ -91,8 +102,13 @@ def test_early_stopping_keeps_the_best_model(tmp_path):
     store = Store(tmp_path / "cache")
     # No batch norm (its running stats move without learning) and an lr so small that nothing is learned:
     # validation accuracy never improves after epoch 1.
-    config = resolve_config("cnn", "shapes", {**SMALL_CNN, "batchnorm": False}, TINY_DATA,
-                            {"epochs": 8, "lr": 1e-12, "patience": 2, "batch_size": 64})
+    config = resolve_config(
+        "cnn",
+        "shapes",
+        {**SMALL_CNN, "batchnorm": False},
+        TINY_DATA,
+        {"epochs": 8, "lr": 1e-12, "patience": 2, "batch_size": 64},
+    )
     row, _ = run_one(config, store, data_dir=tmp_path / "data")
     assert row["epochs_run"] == 3 and "early stop" in row["message"] and row["best_epoch"] == 0
 
@@ -112,9 +128,18 @@ def test_lr_schedules():
 def test_on_device_augmentation_keeps_shape_and_content():
     from dlbench.data import get_dataset
 
-    data = get_dataset("shapes").load(Path(os.environ["DLBENCH_DATA_DIR"]), {"train_size": 64, "test_size": 8})
-    dd = DeviceData(data, torch.device("cpu"), val_split=0.0, train_subset=0, normalize=False, augment=True,
-                    channels_last=False)
+    data = get_dataset("shapes").load(
+        Path(os.environ["DLBENCH_DATA_DIR"]), {"train_size": 64, "test_size": 8}
+    )
+    dd = DeviceData(
+        data,
+        torch.device("cpu"),
+        val_split=0.0,
+        train_subset=0,
+        normalize=False,
+        augment=True,
+        channels_last=False,
+    )
     x = torch.rand(16, 3, 32, 32)
     g = torch.Generator().manual_seed(0)
     out = dd._crop_flip(x, g, pad=0)  # no padding: only flips, so every image is itself or its mirror
@@ -136,8 +161,23 @@ def test_bad_options_are_one_line_errors(cli):
 
 
 def test_train_cli_json_then_cache_hit(cli):
-    args = ["train", "--model", "mlp", "--dataset", "shapes", "--set", "width=32", "--dataset-opt",
-            "train_size=600", "--dataset-opt", "test_size=100", "--epochs", "1", "--format", "json"]
+    args = [
+        "train",
+        "--model",
+        "mlp",
+        "--dataset",
+        "shapes",
+        "--set",
+        "width=32",
+        "--dataset-opt",
+        "train_size=600",
+        "--dataset-opt",
+        "test_size=100",
+        "--epochs",
+        "1",
+        "--format",
+        "json",
+    ]
     first = json.loads(cli(*args).out)
     assert {"key", "status", "cached", "params", "trainable", "test_acc", "seconds_per_epoch"} <= set(first)
     assert first["cached"] is False and first["status"] == "ok"
@@ -150,22 +190,47 @@ def test_train_cli_json_then_cache_hit(cli):
     assert json.loads(cli("runs", "--format", "json").out) == []
 
 
-RESUME_ARGS = ["train", "--model", "cnn", "--dataset", "shapes", "--set", "channels=8/16", "--set", "head_width=32",
-               "--dataset-opt", "train_size=3000", "--dataset-opt", "test_size=300", "--epochs", "5",
-               "--batch-size", "32", "--optimizer", "adam", "--lr", "0.003", "--format", "json"]
+RESUME_ARGS = [
+    "train",
+    "--model",
+    "cnn",
+    "--dataset",
+    "shapes",
+    "--set",
+    "channels=8/16",
+    "--set",
+    "head_width=32",
+    "--dataset-opt",
+    "train_size=3000",
+    "--dataset-opt",
+    "test_size=300",
+    "--epochs",
+    "5",
+    "--batch-size",
+    "32",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.003",
+    "--format",
+    "json",
+]
 
 
 def test_killed_run_resumes_and_matches_uninterrupted(tmp_path):
     env = {**os.environ, "DLBENCH_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "dlbench", *RESUME_ARGS]
     # Uninterrupted reference in its own cache.
-    ref = subprocess.run(cmd, env={**env, "DLBENCH_HOME": str(tmp_path / "ref")}, capture_output=True, text=True)
+    ref = subprocess.run(
+        cmd, env={**env, "DLBENCH_HOME": str(tmp_path / "ref")}, capture_output=True, text=True
+    )
     assert ref.returncode == 0, ref.stderr
     ref = json.loads(ref.stdout)
 
     cache = tmp_path / "cache"
-    proc = subprocess.Popen(cmd, env={**env, "DLBENCH_HOME": str(cache)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env={**env, "DLBENCH_HOME": str(cache)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     ckpt = cache / "checkpoints" / f"{ref['key']}.pt"
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:

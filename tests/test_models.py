@@ -34,8 +34,13 @@ def test_seed_mlp_784_256_256_10():
 
 @pytest.mark.parametrize(
     "name,params",
-    [("tv:resnet18", 11_689_512), ("tv:resnet50", 25_557_032), ("tv:vgg16", 138_357_544),
-     ("tv:vgg16_bn", 138_365_992), ("tv:mobilenet_v2", 3_504_872)],
+    [
+        ("tv:resnet18", 11_689_512),
+        ("tv:resnet50", 25_557_032),
+        ("tv:vgg16", 138_357_544),
+        ("tv:vgg16_bn", 138_365_992),
+        ("tv:mobilenet_v2", 3_504_872),
+    ],
 )
 def test_torchvision_documented_counts(name, params):
     assert count(name, input_shape=(3, 224, 224), num_classes=1000).params == params

@@ -14,8 +14,18 @@ from pathlib import Path
 
 from dlbench.cache import Store
 
-TINY = ["--dataset", "shapes", "--dataset-opt", "train_size=600", "--dataset-opt", "test_size=150",
-        "--epochs", "1", "--batch-size", "64"]
+TINY = [
+    "--dataset",
+    "shapes",
+    "--dataset-opt",
+    "train_size=600",
+    "--dataset-opt",
+    "test_size=150",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+]
 MLP = ["--model", "mlp", "--set", "width=16"]
 
 
@@ -25,12 +35,23 @@ def trained_keys(cache: Path) -> list[str]:
 
 def test_sweep_table_figures_and_free_rerun(cli, tmp_path, monkeypatch):
     figs = tmp_path / "figs"
-    res = cli("sweep", "activation", "relu,tanh,sigmoid", *MLP, *TINY, "--format", "csv", "--figures-dir", figs)
+    res = cli(
+        "sweep", "activation", "relu,tanh,sigmoid", *MLP, *TINY, "--format", "csv", "--figures-dir", figs
+    )
     assert res.code == 0, res
     rows = list(csv.DictReader(io.StringIO(res.out)))
     assert [r["activation"] for r in rows] == ["relu", "tanh", "sigmoid"]
-    for col in ("params", "seconds_per_epoch", "inference_seconds", "images_per_sec", "peak_memory_mb",
-                "best_val_acc", "test_acc", "status", "best"):
+    for col in (
+        "params",
+        "seconds_per_epoch",
+        "inference_seconds",
+        "images_per_sec",
+        "peak_memory_mb",
+        "best_val_acc",
+        "test_acc",
+        "status",
+        "best",
+    ):
         assert col in rows[0]
     assert sum(r["best"] == "True" for r in rows) == 1
     for name in ("curves.png", "grad_norms.png", "step_loss.png"):
@@ -48,16 +69,39 @@ def test_sweep_table_figures_and_free_rerun(cli, tmp_path, monkeypatch):
 
 
 def test_default_grid_is_printed_and_grid_axes(cli):
-    res = cli("sweep", "--grid", "depth=1,2", "--grid", "width=8,16", "--model", "mlp", *TINY, "--format", "json",
-              "--no-figures")
+    res = cli(
+        "sweep",
+        "--grid",
+        "depth=1,2",
+        "--grid",
+        "width=8,16",
+        "--model",
+        "mlp",
+        *TINY,
+        "--format",
+        "json",
+        "--no-figures",
+    )
     assert res.code == 0, res
     rows = json.loads(res.out)
     assert [(r["depth"], r["width"]) for r in rows] == [(1, 8), (1, 16), (2, 8), (2, 16)]
     store = Store(Path(os.environ["DLBENCH_HOME"]))
     assert store.get_sweep("depth-width-mlp-shapes")["axes"][0]["values"] == ["1", "2"]
     # No values: the default grid is printed before anything runs (patch sizes: divisors of 32 from 2).
-    res = cli("sweep", "patch-size", "--model", "mlpmixer", *TINY, "--set", "embed_dim=8", "--set", "num_blocks=1",
-              "--format", "json", "--no-figures")
+    res = cli(
+        "sweep",
+        "patch-size",
+        "--model",
+        "mlpmixer",
+        *TINY,
+        "--set",
+        "embed_dim=8",
+        "--set",
+        "num_blocks=1",
+        "--format",
+        "json",
+        "--no-figures",
+    )
     assert "default values: 2, 4, 8, 16, 32" in res.err
     assert [r["patch_size"] for r in json.loads(res.out)] == [2, 4, 8, 16, 32]
 
@@ -72,12 +116,15 @@ def test_repeats_give_mean_and_std(cli):
 
 
 def test_divergence_is_a_row_and_the_sweep_goes_on(cli):
-    res = cli("sweep", "lr", "1e8,0.01", *MLP, *TINY, "--optimizer", "sgd", "--format", "json", "--no-figures")
+    res = cli(
+        "sweep", "lr", "1e8,0.01", *MLP, *TINY, "--optimizer", "sgd", "--format", "json", "--no-figures"
+    )
     assert res.code == 0, res
     rows = json.loads(res.out)
     assert [r["status"] for r in rows] == ["diverged", "ok"]
-    ff = cli("sweep", "lr", "1e8,0.01", *MLP, *TINY, "--optimizer", "sgd", "--fail-fast", "--force",
-             "--no-figures")
+    ff = cli(
+        "sweep", "lr", "1e8,0.01", *MLP, *TINY, "--optimizer", "sgd", "--fail-fast", "--force", "--no-figures"
+    )
     errors = [line for line in ff.err.splitlines() if line.startswith("error:")]
     assert ff.code == 1 and len(errors) == 1 and "diverged" in errors[0] and "Traceback" not in ff.err
 
@@ -101,10 +148,31 @@ def test_bad_sweeps_fail_before_training(cli):
 def test_sweep_killed_by_a_signal_resumes_with_every_trial_once(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "DLBENCH_HOME": str(cache), "DLBENCH_DATA_DIR": str(tmp_path / "data")}
-    cmd = [sys.executable, "-m", "dlbench", "sweep", "lr", "0.05,0.02,0.01,0.005", "--model", "mlp",
-           "--set", "width=64", "--dataset", "shapes", "--dataset-opt", "train_size=2000",
-           "--dataset-opt", "test_size=200", "--epochs", "4", "--batch-size", "16", "--no-figures",
-           "--format", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dlbench",
+        "sweep",
+        "lr",
+        "0.05,0.02,0.01,0.005",
+        "--model",
+        "mlp",
+        "--set",
+        "width=64",
+        "--dataset",
+        "shapes",
+        "--dataset-opt",
+        "train_size=2000",
+        "--dataset-opt",
+        "test_size=200",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--no-figures",
+        "--format",
+        "json",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:  # kill after the first trial, mid-second

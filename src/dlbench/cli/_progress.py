@@ -42,13 +42,19 @@ class TrainProgress:
                 if task is not None:
                     p.remove_task(task)
             info = "resumed from checkpoint" if d.get("resumed") else ""
-            self.epochs = p.add_task(f"{self.label} epochs", total=d["epochs"], completed=d["start_epoch"], info=info)
+            self.epochs = p.add_task(
+                f"{self.label} epochs", total=d["epochs"], completed=d["start_epoch"], info=info
+            )
             self.batches = p.add_task("  batches", total=d["steps_per_epoch"], info="")
         elif event == "step" and self.batches is not None:
             p.update(self.batches, completed=d["step"], info=f"loss {d['loss']:.4f}")
         elif event == "epoch" and self.epochs is not None:
             val = "" if d["val_acc"] != d["val_acc"] else f"  val acc {d['val_acc']:.4f}"
-            p.update(self.epochs, advance=1, info=f"loss {d['train_loss']:.4f}{val}  {d['images_per_sec']:,.0f} img/s")
+            p.update(
+                self.epochs,
+                advance=1,
+                info=f"loss {d['train_loss']:.4f}{val}  {d['images_per_sec']:,.0f} img/s",
+            )
             p.update(self.batches, completed=0)
         elif event == "end":
             for task in (self.epochs, self.batches):

@@ -48,8 +48,12 @@ def count_params(
     if depth:
         layers = layer_summary(net, shape, depth)
         layer_rows = [
-            {"layer": r.name, "type": r.type, "output": "x".join(map(str, r.output_shape or ())) or "-",
-             "params": r.params}
+            {
+                "layer": r.name,
+                "type": r.type,
+                "output": "x".join(map(str, r.output_shape or ())) or "-",
+                "params": r.params,
+            }
             for r in layers
         ]
         if fmt == Format.table:

@@ -11,7 +11,9 @@ from dlbench.cli._output import Format, err, render_rows
 
 
 def models(
-    pattern: str = typer.Argument(None, help="Glob or substring on name or family, e.g. mlp, 'tv:*', resnet."),
+    pattern: str = typer.Argument(
+        None, help="Glob or substring on name or family, e.g. mlp, 'tv:*', resnet."
+    ),
     fmt: Format = FormatOpt,
 ) -> None:
     """List models: name, family, description, parameters at the defaults for the default dataset."""
@@ -35,7 +37,9 @@ def models(
         )
     render_rows(rows, fmt=fmt, title="Models (parameters at defaults on the default dataset)")
     if not pattern and fmt == Format.table:
-        err.print("Every torchvision classifier is also available as tv:NAME; list them with `dlbench models tv:`.")
+        err.print(
+            "Every torchvision classifier is also available as tv:NAME; list them with `dlbench models tv:`."
+        )
 
 
 def datasets(data_dir: Path = DataDirOpt, fmt: Format = FormatOpt) -> None:

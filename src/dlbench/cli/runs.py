@@ -11,8 +11,18 @@ from dlbench.cli._output import Format, err, render_rows
 
 app = typer.Typer(help="List, show and remove cached runs.", no_args_is_help=False, add_completion=False)
 
-LIST_COLUMNS = ["key", "status", "model", "dataset", "test_acc", "best_val_acc", "epochs_run", "params",
-                "seconds_per_epoch", "created"]
+LIST_COLUMNS = [
+    "key",
+    "status",
+    "model",
+    "dataset",
+    "test_acc",
+    "best_val_acc",
+    "epochs_run",
+    "params",
+    "seconds_per_epoch",
+    "created",
+]
 
 
 def _store(cache_dir):

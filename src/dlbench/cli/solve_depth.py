@@ -12,10 +12,14 @@ from dlbench.cli._output import Format, out, print_json, render_rows
 
 def solve_depth(
     model: str = typer.Argument(..., help="Model whose setting to solve, e.g. mlp."),
-    solve: str = typer.Option("depth", "--solve", help="Integer setting to solve: depth, width, kernel_size..."),
+    solve: str = typer.Option(
+        "depth", "--solve", help="Integer setting to solve: depth, width, kernel_size..."
+    ),
     target: int = typer.Option(None, "--target", help="Target parameter count."),
     target_model: str = typer.Option(None, "--target-model", help="Match this model's count instead."),
-    target_sets: list[str] = typer.Option(None, "--target-set", help="Setting of the target model (repeatable)."),
+    target_sets: list[str] = typer.Option(
+        None, "--target-set", help="Setting of the target model (repeatable)."
+    ),
     sets: list[str] = SetOpt,
     dataset: str = typer.Option(None, "--dataset", "-d", help="Dataset whose shape and classes to use."),
     no_bias: bool = typer.Option(False, "--no-bias", help="Count weights only, as hand formulas usually do."),
@@ -56,8 +60,13 @@ def solve_depth(
         )
         return
     rows = [
-        {key: c.value, "params": c.params, "diff": c.params - target, "rel_diff": f"{c.rel_diff:+.2%}",
-         "best": "<- best" if c.value == sol.value else ""}
+        {
+            key: c.value,
+            "params": c.params,
+            "diff": c.params - target,
+            "rel_diff": f"{c.rel_diff:+.2%}",
+            "best": "<- best" if c.value == sol.value else "",
+        }
         for c in sol.below + [sol] + sol.above
     ]
     if fmt == Format.table:

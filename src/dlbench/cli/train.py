@@ -11,9 +11,27 @@ from dlbench.cli._output import Format, out, print_json, render_rows
 from dlbench.cli._train_options import with_train_options
 
 RECORD_FIELDS = (
-    "key", "status", "message", "cached", "model", "dataset", "params", "trainable", "test_acc", "test_loss",
-    "best_val_acc", "final_val_acc", "epochs_run", "seconds_per_epoch", "images_per_sec", "inference_seconds",
-    "peak_memory_mb", "device_name", "torch_version", "dlbench_version", "command",
+    "key",
+    "status",
+    "message",
+    "cached",
+    "model",
+    "dataset",
+    "params",
+    "trainable",
+    "test_acc",
+    "test_loss",
+    "best_val_acc",
+    "final_val_acc",
+    "epochs_run",
+    "seconds_per_epoch",
+    "images_per_sec",
+    "inference_seconds",
+    "peak_memory_mb",
+    "device_name",
+    "torch_version",
+    "dlbench_version",
+    "command",
 )
 
 
@@ -55,12 +73,14 @@ def train(
     from dlbench.config import resolve_config
     from dlbench.sweep.runner import run_one
 
-    config = resolve_config(model, dataset or default_dataset(model), single_values(sets),
-                            single_values(dataset_opts), train_opts)
+    config = resolve_config(
+        model, dataset or default_dataset(model), single_values(sets), single_values(dataset_opts), train_opts
+    )
     store = Store(paths.cache_dir(cache_dir))
     with TrainProgress(f"{config.model} on {config.dataset}") as progress:
-        row, cached = run_one(config, store, data_dir=paths.data_dir(data_dir), force=force,
-                              callback=progress.callback)
+        row, cached = run_one(
+            config, store, data_dir=paths.data_dir(data_dir), force=force, callback=progress.callback
+        )
     rec = record(row, cached)
     if fmt == Format.json:
         print_json(rec)
@@ -75,15 +95,28 @@ def show_run(store, rec: dict, fmt: Format) -> None:
     for r in rows:
         r["epoch"] = int(r["epoch"]) + 1
     if fmt == Format.table:
-        state = {"ok": "[green]ok[/]", "diverged": "[red]diverged[/]", "oom": "[red]oom[/]"}.get(rec["status"])
+        state = {"ok": "[green]ok[/]", "diverged": "[red]diverged[/]", "oom": "[red]oom[/]"}.get(
+            rec["status"]
+        )
         src = "from the cache" if rec["cached"] else "trained now"
         out.print(f"[bold]{rec['model']}[/] on [bold]{rec['dataset']}[/]  run {rec['key']}  {state}  ({src})")
         if rec.get("message"):
             out.print(f"  {rec['message']}")
     render_rows(rows, cols, fmt=fmt, title="Epochs")
-    summary = [{"metric": k, "value": rec.get(k)} for k in (
-        "test_acc", "best_val_acc", "params", "trainable", "seconds_per_epoch", "images_per_sec",
-        "inference_seconds", "peak_memory_mb", "device_name")]
+    summary = [
+        {"metric": k, "value": rec.get(k)}
+        for k in (
+            "test_acc",
+            "best_val_acc",
+            "params",
+            "trainable",
+            "seconds_per_epoch",
+            "images_per_sec",
+            "inference_seconds",
+            "peak_memory_mb",
+            "device_name",
+        )
+    ]
     render_rows(summary, fmt=fmt, title="Summary")
     if fmt == Format.table:
         out.print(f"reproduce: {rec['command']}")

@@ -58,7 +58,9 @@ def environment(device: torch.device) -> dict[str, str]:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        name = (
+            f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        )
     return {
         "device_name": name,
         "torch_version": torch.__version__,
