@@ -22,6 +22,16 @@ SCHEMA_VERSION = 1
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 PRECISIONS = ("auto", "fp32", "bf16")
+INITS = ("scratch", "pretrained")
+# The `transfer` shorthand (and sweep axis): each name stands for one (init, finetune) pair.
+TRANSFER_MODES = {
+    "scratch": ("scratch", "full"),
+    "linear-probe": ("pretrained", "linear-probe"),
+    "fine-tune": ("pretrained", "full"),
+}
+# Options added for transfer learning; at their defaults they are left out of the canonical JSON, so the run
+# keys of every run made before they existed stay the same.
+TRANSFER_OPTIONS = ("init", "finetune", "weights", "from_run", "input_size")
 
 
 @dataclass(frozen=True)
@@ -50,14 +60,26 @@ class TrainOptions:
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     compile: bool = False
+    init: str = "scratch"  # scratch | pretrained (torchvision's weights, or --weights / --from-run)
+    finetune: str = "full"  # full | linear-probe | last-K
+    weights: str = ""  # a local state dict to start from (absolute path once resolved)
+    from_run: str = ""  # start from the final weights of this cached run (its full key once resolved)
+    input_size: int = 0  # resize images to N x N on the device; 0: the weights' own size (or the data's)
+    transfer: str = ""  # shorthand for (init, finetune); once resolved, the label of the pair (not identity)
 
     def validate(self) -> TrainOptions:
         def need(cond, msg):
             if not cond:
                 raise UsageError(msg)
 
-        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{self.optimizer}'")
-        need(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        need(
+            self.optimizer in OPTIMIZERS,
+            f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{self.optimizer}'",
+        )
+        need(
+            self.schedule in SCHEDULES,
+            f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'",
+        )
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}")
         need(self.lr > 0, f"lr must be positive, got {self.lr:g}")
         need(self.momentum >= 0, f"momentum must be >= 0, got {self.momentum:g}")
@@ -70,7 +92,26 @@ class TrainOptions:
         need(0 <= self.val_split < 1, f"val-split must be in [0, 1), got {self.val_split:g}")
         need(self.train_subset >= 0, "train-subset must be >= 0 (0 uses all)")
         need(self.warmup_epochs >= 0, "warmup-epochs must be >= 0")
-        need(self.step_every >= 0 and 0 < self.gamma <= 1, "step schedule needs step-every >= 0 and 0 < gamma <= 1")
+        need(
+            self.step_every >= 0 and 0 < self.gamma <= 1,
+            "step schedule needs step-every >= 0 and 0 < gamma <= 1",
+        )
+        need(self.init in INITS, f"init must be one of {', '.join(INITS)}, got '{self.init}'")
+        need(
+            finetune_blocks(self.finetune) != -1,
+            f"finetune must be full, linear-probe or last-K (K >= 1, e.g. last-2), got '{self.finetune}'",
+        )
+        need(
+            self.transfer in ("", *TRANSFER_MODES) or transfer_pair(self.transfer) is not None,
+            f"transfer must be one of {', '.join(TRANSFER_MODES)} or last-K, got '{self.transfer}'",
+        )
+        need(
+            self.input_size >= 0, f"input-size must be >= 0 (0: the weights' own size), got {self.input_size}"
+        )
+        need(
+            all(c in "0123456789abcdef" for c in self.from_run),
+            f"from-run must be a run key (hex digits; see `dlbench runs`), got '{self.from_run}'",
+        )
         dev = self.device
         need(
             dev in ("auto", "cpu", "cuda", "mps") or (dev.startswith("cuda:") and dev[5:].isdigit()),
@@ -80,6 +121,33 @@ class TrainOptions:
 
 
 TRAIN_OPTION_NAMES = tuple(f.name for f in fields(TrainOptions))
+
+
+def finetune_blocks(finetune: str) -> int | None:
+    """How many blocks (besides the head) ``finetune`` trains: None = all, 0 = head only; -1 = invalid."""
+    if finetune == "full":
+        return None
+    if finetune == "linear-probe":
+        return 0
+    k = finetune[5:] if finetune.startswith("last-") else ""
+    return int(k) if k.isdigit() and int(k) >= 1 else -1
+
+
+def transfer_pair(transfer: str) -> tuple[str, str] | None:
+    """The (init, finetune) pair of a ``transfer`` shorthand: a TRANSFER_MODES name, or last-K (pretrained)."""
+    if transfer in TRANSFER_MODES:
+        return TRANSFER_MODES[transfer]
+    if transfer.startswith("last-") and (finetune_blocks(transfer) or 0) >= 1:
+        return ("pretrained", transfer)
+    return None
+
+
+def transfer_label(init: str, finetune: str) -> str:
+    """The name of an (init, finetune) pair: scratch, linear-probe, fine-tune, or e.g. 'last-2' / 'scratch+last-2'."""
+    for name, pair in TRANSFER_MODES.items():
+        if pair == (init, finetune):
+            return name
+    return finetune if init == "pretrained" else f"{init}+{finetune}"
 
 
 def train_option_defaults() -> dict[str, Any]:
@@ -116,7 +184,15 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["model_settings"] = _jsonable(self.model_settings)
         d["dataset_options"] = _jsonable(self.dataset_options)
-        d["options"] = {k: v for k, v in d["options"].items() if k != "device"}  # the kind is what counts
+        opts, defaults = d["options"], train_option_defaults()
+        drop = {
+            "device",
+            "transfer",
+        }  # the device kind is what counts; transfer is a label of (init, finetune)
+        drop |= {k for k in TRANSFER_OPTIONS if opts[k] == defaults[k]}  # keep the keys of older runs
+        if opts["from_run"]:
+            drop.add("weights")  # the source run's key identifies the weights; its path depends on the cache
+        d["options"] = {k: v for k, v in opts.items() if k not in drop}
         return d
 
     def canonical_json(self) -> str:
@@ -147,10 +223,14 @@ class TrainConfig:
         auto_precision = "bf16" if self.device_kind == "cuda" else "fp32"
         for k in TRAIN_OPTION_NAMES:
             v = getattr(self.options, k)
-            if v == defaults[k] or k == "device" or (k == "precision" and v == auto_precision):
+            if v == defaults[k] or k in ("device", "transfer") or (k == "precision" and v == auto_precision):
                 continue
+            if (k == "weights" and self.options.from_run) or (k == "init" and self.options.weights):
+                continue  # --from-run resolves to its weights path; --weights implies --init pretrained
             flag = k.replace("_", "-")
-            parts.append(f"--{flag}" if v is True else f"--no-{flag}" if v is False else f"--{flag} {format_value(v)}")
+            parts.append(
+                f"--{flag}" if v is True else f"--no-{flag}" if v is False else f"--{flag} {format_value(v)}"
+            )
         if self.device_kind != "cpu":
             parts.append(f"--device {self.device_kind}")
         return " ".join(parts)
@@ -159,6 +239,7 @@ class TrainConfig:
     def from_json(cls, text: str) -> TrainConfig:
         d = json.loads(text)
         opts = d.pop("options")
+        opts["transfer"] = transfer_label(opts.get("init", "scratch"), opts.get("finetune", "full"))
         return cls(
             model=d["model"],
             dataset=d["dataset"],
@@ -209,7 +290,7 @@ def resolve_config(
     precision = opts.precision
     if precision == "auto":
         precision = "bf16" if kind == "cuda" else "fp32"
-    opts = dataclasses.replace(opts, precision=precision)
+    opts = _resolve_transfer(dataclasses.replace(opts, precision=precision), spec)
     return TrainConfig(
         model=spec.name,
         dataset=ds.name,
@@ -217,4 +298,44 @@ def resolve_config(
         dataset_options=ds.resolve(dataset_options),
         options=opts,
         device_kind=kind,
+    )
+
+
+def _resolve_transfer(opts: TrainOptions, spec) -> TrainOptions:
+    """Canonical transfer options: the shorthand expanded, --weights absolute and implying --init pretrained."""
+    init, finetune, weights = opts.init, opts.finetune, opts.weights
+    pair = transfer_pair(opts.transfer)  # None for a resolved config's label such as scratch+last-2
+    if pair:
+        t_init, t_finetune = pair
+        for name, given, implied, default in (
+            ("init", init, t_init, "scratch"),
+            ("finetune", finetune, t_finetune, "full"),
+        ):
+            if given != default and given != implied:
+                raise UsageError(
+                    f"--transfer {opts.transfer} means --{name} {implied}; drop --{name} {given}"
+                )
+        init, finetune = t_init, t_finetune
+        if opts.transfer == "scratch" and (weights or opts.from_run):
+            raise UsageError("--transfer scratch starts from random weights; drop --weights / --from-run")
+    if opts.from_run and not weights:
+        raise UsageError(
+            f"--from-run {opts.from_run} needs the path of that run's weights: resolve it through the "
+            "cache (the `train` and `sweep` commands do; in Python: "
+            "dlbench.sweep.grid.source_run_options)"
+        )
+    if weights:
+        from pathlib import Path
+
+        path = Path(weights).expanduser().resolve()
+        if not path.is_file():
+            raise UsageError(f"weights file {path} does not exist; give the path of a saved state dict")
+        weights, init = str(path), "pretrained"
+    if init == "pretrained" and not weights and spec.family != "torchvision":
+        raise UsageError(
+            f"'{spec.name}' has no published pretrained weights; start from a cached run with "
+            "--from-run KEY or from a state dict with --weights PATH (or use a tv:NAME model)"
+        )
+    return dataclasses.replace(
+        opts, init=init, finetune=finetune, weights=weights, transfer=transfer_label(init, finetune)
     )

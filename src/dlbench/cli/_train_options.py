@@ -2,6 +2,8 @@
 
 ``with_train_options`` appends one CLI flag per ``TrainOptions`` field to a command's signature (typer reads
 ``__signature__``), and hands the command only the flags the user actually gave, as ``train_opts``.
+``--from-run KEY`` is resolved here, through the cache of the command's ``--cache-dir``, into the source run's
+full key and the absolute path of its weights file, so the engine never needs to know the cache.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ HELP = {
     "precision": "auto (bf16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16",
     "device": "auto | cpu | cuda | cuda:N | mps",
     "compile": "torch.compile the model.",
+    "init": "scratch | pretrained (torchvision's DEFAULT weights for tv:NAME; --weights/--from-run imply it).",
+    "finetune": "full | linear-probe (head only) | last-K (head + last K blocks, e.g. last-2).",
+    "weights": "Start from this local state dict (head re-initialised if its shape differs).",
+    "from_run": "Start from the final weights of this cached run (its key; same model).",
+    "input_size": "Resize images to N x N on the device (0: the pretrained weights' own size, else the data's).",
+    "transfer": "Shorthand for (init, finetune): scratch | linear-probe | fine-tune | last-K; a sweep axis.",
 }
 PANEL = "Training options"
 
@@ -46,9 +54,12 @@ def _option(field: dataclasses.Field) -> tuple[type, typer.models.OptionInfo]:
     default = field.default
     help_text = f"{HELP.get(field.name, '')} [default: {default}]"
     if isinstance(default, bool):
-        return bool | None, typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False,
-                                         rich_help_panel=PANEL)
-    return type(default) | None, typer.Option(None, flag, help=help_text, show_default=False, rich_help_panel=PANEL)
+        return bool | None, typer.Option(
+            None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False, rich_help_panel=PANEL
+        )
+    return type(default) | None, typer.Option(
+        None, flag, help=help_text, show_default=False, rich_help_panel=PANEL
+    )
 
 
 TRAIN_FLAGS = {f.name: _option(f) for f in dataclasses.fields(TrainOptions)}
@@ -66,7 +77,20 @@ def with_train_options(fn):
     @functools.wraps(fn)
     def wrapper(**kwargs):
         given = {name: kwargs.pop(name) for name in TRAIN_FLAGS}
-        return fn(**kwargs, train_opts={k: v for k, v in given.items() if v is not None})
+        opts = {k: v for k, v in given.items() if v is not None}
+        if opts.get("from_run"):
+            from dlbench import paths
+            from dlbench.errors import UsageError
+            from dlbench.sweep.grid import source_run_options
+
+            if opts.get("weights"):
+                raise UsageError("give either --weights PATH or --from-run KEY, not both")
+            opts.update(
+                source_run_options(
+                    opts["from_run"], paths.cache_dir(kwargs.get("cache_dir")), kwargs.get("model")
+                )
+            )
+        return fn(**kwargs, train_opts=opts)
 
     wrapper.__signature__ = sig.replace(parameters=own + extra)
     wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}

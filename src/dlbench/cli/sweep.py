@@ -64,8 +64,6 @@ def sweep(
         raise UsageError("VALUES given without PARAM")
     for key, vals in parse_assignments(grid).items():
         axes.append((key, vals))
-    if param and grid:
-        raise UsageError("give either PARAM [VALUES] or --grid axes, not both")
     plan = plan_sweep(
         model,
         dataset or default_dataset(model),

@@ -21,6 +21,7 @@ RECORD_FIELDS = (
     "trainable",
     "test_acc",
     "test_loss",
+    "initial_val_acc",
     "best_val_acc",
     "final_val_acc",
     "epochs_run",
@@ -107,6 +108,7 @@ def show_run(store, rec: dict, fmt: Format) -> None:
         {"metric": k, "value": rec.get(k)}
         for k in (
             "test_acc",
+            "initial_val_acc",
             "best_val_acc",
             "params",
             "trainable",

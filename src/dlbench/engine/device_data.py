@@ -2,8 +2,10 @@
 
 A CPU DataLoader with per-image transforms starves a GPU on 32x32 images; here a batch is one gather from a
 uint8 tensor already on the device, augmentation is a few batched tensor ops, and normalisation happens on the
-fly in float. Shuffling uses a generator seeded by (seed, epoch), so a resumed run sees the same batches as an
-uninterrupted one.
+fly in float. For transfer learning a batch is also brought to the size and normalisation the pretrained weights
+expect (grey images repeated to 3 channels, bilinear resize after augmentation), still batch by batch on the
+device, so the resident data stays uint8 at its own size. Shuffling uses a generator seeded by (seed, epoch), so
+a resumed run sees the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dlbench.data import ArrayDataset
 
 SPLIT_SEED = 0  # the validation split is the same for every training seed: repeats differ only in training
 EVAL_BATCH = 1024
+EVAL_PIXELS = EVAL_BATCH * 32 * 32  # evaluation batches of resized images hold about as many pixels
 
 
 def _seeded(seed: int, epoch: int, device) -> torch.Generator:
@@ -37,8 +40,23 @@ class Split:
 class DeviceData:
     """Train/validation/test splits on ``device``, with batched crop+flip and normalisation."""
 
-    def __init__(self, data: ArrayDataset, device: torch.device, *, val_split: float, train_subset: int,
-                 normalize: bool, augment: bool, channels_last: bool):
+    def __init__(
+        self,
+        data: ArrayDataset,
+        device: torch.device,
+        *,
+        val_split: float,
+        train_subset: int,
+        normalize: bool,
+        augment: bool,
+        channels_last: bool,
+        channels: int | None = None,
+        size: int | None = None,
+        mean=None,
+        std=None,
+    ):
+        """``channels``/``size``: what the model is fed, when not the data's own (1 -> 3 channels repeats grey
+        images; ``size`` resizes to size x size). ``mean``/``std``: normalisation instead of the dataset's."""
         self.device = device
         self.info = data.info
         n = data.train_x.shape[0]
@@ -52,13 +70,26 @@ class DeviceData:
         self.val = self._put(data.train_x, data.train_y, val_idx)
         test_idx = torch.arange(data.test_x.shape[0])
         self.test = self._put(data.test_x, data.test_y, test_idx)
-        c = data.info.input_shape[0]
-        mean = torch.tensor(data.info.mean if normalize else (0.0,) * c, dtype=torch.float32)
-        std = torch.tensor(data.info.std if normalize else (1.0,) * c, dtype=torch.float32)
+        c_data, h, w = data.info.input_shape
+        c = channels or c_data
+        if c != c_data and c_data != 1:
+            raise ValueError(f"cannot feed {c_data}-channel images as {c} channels")
+        self.repeat = c if c != c_data else 0
+        mean = data.info.mean if mean is None else mean
+        std = data.info.std if std is None else std
+        if len(mean) != c:  # the dataset's grey statistics, repeated
+            mean, std = tuple(mean) * c, tuple(std) * c
+        mean = torch.tensor(mean if normalize else (0.0,) * c, dtype=torch.float32)
+        std = torch.tensor(std if normalize else (1.0,) * c, dtype=torch.float32)
         self.scale = (1.0 / (255.0 * std)).view(1, c, 1, 1).to(device)  # x_float = x_uint8 * scale + shift
         self.shift = (-mean / std).view(1, c, 1, 1).to(device)
         self.augment = augment
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.size = (size, size) if size and (size, size) != (h, w) else None
+        self.shrink = bool(self.size) and size < min(h, w)
+        self.eval_batch = (
+            EVAL_BATCH if not self.size else max(32, min(EVAL_BATCH, EVAL_PIXELS // (size * size)))
+        )
 
     @staticmethod
     def _fits(data: ArrayDataset, device: torch.device) -> bool:
@@ -75,7 +106,19 @@ class DeviceData:
         return Split(xs.pin_memory(), ys.pin_memory(), idx)  # copied batch by batch, asynchronously
 
     def _to_float(self, xb: torch.Tensor) -> torch.Tensor:
-        xb = xb.to(self.device, non_blocking=True).float() * self.scale + self.shift
+        xb = xb.to(self.device, non_blocking=True).float()
+        if self.repeat:
+            xb = xb.expand(-1, self.repeat, -1, -1)  # (B, 1, H, W) -> (B, 3, H, W)
+        xb = xb * self.scale + self.shift
+        return xb.contiguous(memory_format=self.memory_format)
+
+    def _fit(self, xb: torch.Tensor) -> torch.Tensor:
+        """Resize to the model's input size (after augmentation, which works at the data's own size)."""
+        if self.size is None:
+            return xb
+        xb = torch.nn.functional.interpolate(
+            xb, size=self.size, mode="bilinear", align_corners=False, antialias=self.shrink
+        )  # (B, C, size, size)
         return xb.contiguous(memory_format=self.memory_format)
 
     def steps_per_epoch(self, batch_size: int) -> int:
@@ -92,11 +135,12 @@ class DeviceData:
             xb = self._to_float(self.train.x[idx])
             if self.augment:
                 xb = self._crop_flip(xb, g)
-            yield xb, self.train.y[idx].to(self.device, non_blocking=True)
+            yield self._fit(xb), self.train.y[idx].to(self.device, non_blocking=True)
 
     def eval_batches(self, split: Split):
-        for i in range(0, len(split), EVAL_BATCH):
-            yield self._to_float(split.x[i : i + EVAL_BATCH]), split.y[i : i + EVAL_BATCH].to(self.device)
+        n = self.eval_batch
+        for i in range(0, len(split), n):
+            yield self._fit(self._to_float(split.x[i : i + n])), split.y[i : i + n].to(self.device)
 
     def _crop_flip(self, x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
         """Random crop after zero padding by ``pad``, and horizontal flip, for the whole batch at once."""

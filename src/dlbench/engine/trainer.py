@@ -34,6 +34,7 @@ from dlbench.engine.environment import (
 from dlbench.engine.result import DIVERGED, OK, OOM, RunResult
 from dlbench.engine.schedule import lr_at
 from dlbench.models import get_model_spec
+from dlbench.models.transfer import prepare_model
 
 SYNC_EVERY = 50  # steps between host syncs (divergence check, progress)
 MAX_STEPS_KEPT = 400  # per epoch, for the per-step loss table
@@ -49,7 +50,10 @@ def make_optimizer(model: nn.Module, opts, device: torch.device) -> torch.optim.
     params = [p for p in model.parameters() if p.requires_grad]
     fused = {"fused": True} if device.type == "cuda" else {}
     if opts.optimizer == "sgd":
-        cls, kw = torch.optim.SGD, {"momentum": opts.momentum, "nesterov": opts.nesterov and opts.momentum > 0}
+        cls, kw = (
+            torch.optim.SGD,
+            {"momentum": opts.momentum, "nesterov": opts.nesterov and opts.momentum > 0},
+        )
     elif opts.optimizer == "adam":
         cls, kw = torch.optim.Adam, {}
     else:
@@ -147,13 +151,26 @@ def train(
     info = data.info
     spec = get_model_spec(config.model)
     torch.manual_seed(opts.seed)
-    model = spec.build(info.input_shape, info.num_classes, config.model_settings)
+    # Built for the data, started from pretrained weights if asked, with what `finetune` leaves out frozen.
+    prepared = prepare_model(spec, opts, info.input_shape, info.num_classes, config.model_settings)
+    model, inputs, frozen_bn = prepared.model, prepared.inputs, prepared.frozen_bn
     channels_last = spec.conv and device.type == "cuda"
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    dd = DeviceData(data, device, val_split=opts.val_split, train_subset=opts.train_subset,
-                    normalize=opts.normalize, augment=opts.augment, channels_last=channels_last)
+    dd = DeviceData(
+        data,
+        device,
+        val_split=opts.val_split,
+        train_subset=opts.train_subset,
+        normalize=opts.normalize,
+        augment=opts.augment,
+        channels_last=channels_last,
+        channels=inputs.channels,
+        size=inputs.size,
+        mean=inputs.mean,
+        std=inputs.std,
+    )
     if len(dd.train) == 0:
         from dlbench.errors import UsageError
 
@@ -180,15 +197,27 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         epochs, steps, grads = state["epochs"], state["steps"], state["grads"]
         best, bad_epochs, start_epoch = state["best"], state["bad_epochs"], state["epoch"] + 1
-    cb("start", epochs=opts.epochs, start_epoch=start_epoch, steps_per_epoch=steps_per_epoch,
-       params=params_total, resumed=bool(state))
+        initial_val_acc = state.get("initial_val_acc", float("nan"))
+    else:
+        # Validation accuracy before the first step ("epoch -1"): what the starting weights are worth here.
+        initial_val_acc = evaluate(forward, dd, dd.val, autocast)[1] if len(dd.val) else float("nan")
+    cb(
+        "start",
+        epochs=opts.epochs,
+        start_epoch=start_epoch,
+        steps_per_epoch=steps_per_epoch,
+        params=params_total,
+        resumed=bool(state),
+    )
 
-    status, message = OK, ""
+    status, message = OK, prepared.note
     reset_peak_memory(device)
     try:
         for epoch in range(start_epoch, opts.epochs):
             torch.manual_seed(opts.seed * 1000 + epoch)  # dropout draws, reproducible on resume
             model.train()
+            for bn in frozen_bn:  # frozen layers keep their running statistics
+                bn.eval()
             norms.reset(device)
             loss_buf = torch.zeros(steps_per_epoch, device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
@@ -235,8 +264,10 @@ def train(
             if not finite:
                 bad = next(j for j, v in enumerate(losses) if not math.isfinite(v))
                 status = DIVERGED
-                message = (f"loss became non-finite at epoch {epoch + 1}, step {bad + 1} (lr {lr:g}); "
-                           "try a lower --lr or --grad-clip")
+                message = (
+                    f"loss became non-finite at epoch {epoch + 1}, step {bad + 1} (lr {lr:g}); "
+                    "try a lower --lr or --grad-clip"
+                )
                 epochs.append(record)
                 cb("epoch", **record)
                 break
@@ -253,14 +284,25 @@ def train(
                     stop = bad_epochs >= opts.patience
             if checkpoint_path:
                 ckpt.save_atomic(
-                    {"key": config.key, "epoch": epoch, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "epochs": epochs, "steps": steps, "grads": grads,
-                     "best": best, "bad_epochs": bad_epochs},
+                    {
+                        "key": config.key,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "epochs": epochs,
+                        "steps": steps,
+                        "grads": grads,
+                        "best": best,
+                        "bad_epochs": bad_epochs,
+                        "initial_val_acc": initial_val_acc,
+                    },
                     checkpoint_path,
                 )
             cb("epoch", **record)
             if stop:
-                message = f"early stop after epoch {epoch + 1}: no better validation accuracy for {opts.patience}"
+                message = (
+                    f"early stop after epoch {epoch + 1}: no better validation accuracy for {opts.patience}"
+                )
                 break
     except Exception as exc:
         if not is_oom(exc):
@@ -272,14 +314,16 @@ def train(
         return RunResult(
             OOM,
             f"out of memory at batch size {opts.batch_size} on {device}; try a smaller --batch-size",
-            _summary(epochs, params_total, trainable, device, peak=float("nan")),
-            epochs, steps, grads,
+            _summary(epochs, params_total, trainable, device, peak=float("nan"), initial=initial_val_acc),
+            epochs,
+            steps,
+            grads,
         )
 
     if best["state"] is not None:
         model.load_state_dict(best["state"])  # early stopping: report the best-validation model
     predictions = None
-    summary = _summary(epochs, params_total, trainable, device, peak=float("nan"))
+    summary = _summary(epochs, params_total, trainable, device, peak=float("nan"), initial=initial_val_acc)
     if status == OK:
         test_loss, test_acc, (pred, conf) = evaluate(forward, dd, dd.test, autocast, predictions=True)
         with Timer(device) as t_inf:
@@ -299,7 +343,7 @@ def train(
     return result
 
 
-def _summary(epochs, params, trainable, device, peak) -> dict:
+def _summary(epochs, params, trainable, device, peak, initial=float("nan")) -> dict:
     done = [e for e in epochs if math.isfinite(e["seconds"])]
     secs = [e["seconds"] for e in done]
     # The first epoch carries one-time costs (cudnn autotuning, compilation); leave it out when we can.
@@ -311,7 +355,9 @@ def _summary(epochs, params, trainable, device, peak) -> dict:
         "epochs_run": len(epochs),
         "seconds_per_epoch": sum(steady) / len(steady) if steady else float("nan"),
         "images_per_sec": (sum(e["images_per_sec"] for e in done[1:] or done) / len(done[1:] or done))
-        if done else float("nan"),
+        if done
+        else float("nan"),
+        "initial_val_acc": initial,  # before the first step
         "best_val_acc": max(vals) if vals else float("nan"),
         "final_val_acc": vals[-1] if vals else float("nan"),
         "test_loss": float("nan"),

@@ -2,7 +2,9 @@
 
 An axis is a training option (lr, batch-size, ...), a model setting (activation, patch-size, depth, ...) or a
 dataset option (train_size, ...). Values are the raw strings of the command line, typed by whichever of those
-owns the name, so ``--grid depth=2,4`` and ``--set depth=2`` mean the same thing.
+owns the name, so ``--grid depth=2,4`` and ``--set depth=2`` mean the same thing. ``transfer`` (an option) sweeps
+(init, finetune) pairs: scratch, linear-probe and fine-tune; its scratch trial starts from random weights even
+when --weights or --from-run is given for the others.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from dlbench.config import TRAIN_OPTION_NAMES, SCHEDULES, TrainConfig, resolve_config
+from dlbench.config import SCHEDULES, TRAIN_OPTION_NAMES, TRANSFER_MODES, TrainConfig, resolve_config
 from dlbench.errors import UsageError
 from dlbench.paths import safe_name
 from dlbench.settings import canon_key, format_value
@@ -35,6 +37,9 @@ DEFAULT_VALUES = {
     "kernel_size": ["1", "3", "5", "7"],
     "embed_dim": ["128", "256", "512"],
     "num_blocks": ["2", "4", "8"],
+    "transfer": list(TRANSFER_MODES),
+    "finetune": ["full", "linear-probe", "last-1", "last-2"],
+    "init": ["scratch", "pretrained"],
 }
 
 
@@ -89,8 +94,12 @@ def axis_kind(name: str, model: str, dataset: str) -> str:
     from dlbench.errors import UnknownNameError
 
     choices = list(TRAIN_OPTION_NAMES) + list(spec.defaults) + list(get_dataset(dataset).defaults)
-    raise UnknownNameError("sweep parameter", name, choices,
-                           hint=f"a training option, a setting of {model} or an option of {dataset}")
+    raise UnknownNameError(
+        "sweep parameter",
+        name,
+        choices,
+        hint=f"a training option, a setting of {model} or an option of {dataset}",
+    )
 
 
 def default_values(name: str, model: str, dataset: str) -> list[str]:
@@ -109,12 +118,22 @@ def default_name(axes: list[Axis], model: str, dataset: str) -> str:
     return safe_name("-".join([*(a.name.replace("_", "-") for a in axes), model, dataset]))
 
 
-def plan_sweep(model: str, dataset: str, axes: list[tuple[str, list[str] | None]], *, settings: dict,
-               dataset_options: dict, options: dict, repeats: int = 1, name: str | None = None) -> SweepPlan:
+def plan_sweep(
+    model: str,
+    dataset: str,
+    axes: list[tuple[str, list[str] | None]],
+    *,
+    settings: dict,
+    dataset_options: dict,
+    options: dict,
+    repeats: int = 1,
+    name: str | None = None,
+) -> SweepPlan:
     """Expand axes (values None: the defaults) into validated trial configs, before anything runs."""
     from dlbench.analysis.params import build_meta
     from dlbench.data import get_dataset
     from dlbench.models import get_model_spec
+    from dlbench.models.transfer import check_finetune, input_plan
 
     if not axes:
         raise UsageError("nothing to sweep: give PARAM [VALUES] or at least one --grid NAME=V1,V2")
@@ -130,6 +149,17 @@ def plan_sweep(model: str, dataset: str, axes: list[tuple[str, list[str] | None]
         fixed_here = {"option": options, "setting": settings, "dataset": dataset_options}[kind]
         if key in {canon_key(k) for k in fixed_here}:
             raise UsageError(f"'{key}' is both swept and fixed; drop the fixed value")
+        if key == "transfer" and ({"init", "finetune"} & (seen | {canon_key(k) for k in options})):
+            raise UsageError(
+                "the transfer axis sets init and finetune; drop --init/--finetune (or sweep those)"
+            )
+        if key in ("init", "finetune") and "transfer" in seen | {canon_key(k) for k in options}:
+            raise UsageError(f"'{key}' and transfer both set init/finetune; give one of them")
+        if key in ("weights", "from_run"):
+            raise UsageError(
+                f"'{key}' cannot be swept; give --{key.replace('_', '-')} once (sweep transfer to "
+                "compare with training from scratch)"
+            )
         if key == "seed" and repeats > 1:
             raise UsageError("sweep seeds or use --repeats, not both")
         vals = values if values is not None else default_values(key, model, dataset)
@@ -138,26 +168,63 @@ def plan_sweep(model: str, dataset: str, axes: list[tuple[str, list[str] | None]
         resolved_axes.append(Axis(key, kind, list(vals)))
 
     base_seed = int(options.get("seed", 0))
-    plan = SweepPlan(name or default_name(resolved_axes, model, dataset), model, dataset, resolved_axes, repeats,
-                     fixed={"settings": settings, "dataset_options": dataset_options, "options": options})
+    # --from-run resolves to a weights path in this cache: keep only the key, which is what reproduces the sweep
+    shown = {k: v for k, v in options.items() if not (canon_key(k) == "weights" and options.get("from_run"))}
+    plan = SweepPlan(
+        name or default_name(resolved_axes, model, dataset),
+        model,
+        dataset,
+        resolved_axes,
+        repeats,
+        fixed={"settings": settings, "dataset_options": dataset_options, "options": shown},
+    )
     spec = get_model_spec(model)
     for combo in itertools.product(*(a.values for a in resolved_axes)):
         values = dict(zip((a.name for a in resolved_axes), combo, strict=True))
         s, d, o = dict(settings), dict(dataset_options), dict(options)
         for axis, value in zip(resolved_axes, combo, strict=True):
             {"option": o, "setting": s, "dataset": d}[axis.kind][axis.name] = value
+            if axis.name == "transfer" and value == "scratch":  # random weights: no source for this trial
+                o = {k: v for k, v in o.items() if canon_key(k) not in ("weights", "from_run")}
         for r in range(repeats):
             if repeats > 1:
                 o["seed"] = base_seed + r
             try:
                 config = resolve_config(model, dataset, s, d, o)
                 info = get_dataset(config.dataset).info(None, config.dataset_options)
-                build_meta(spec, info.input_shape, info.num_classes, config.model_settings)
+                shape = input_plan(spec, config.options, info.input_shape).input_shape(info.input_shape)
+                meta = build_meta(spec, shape, info.num_classes, config.model_settings)
+                check_finetune(meta, spec, config.options.finetune, info.num_classes)
             except UsageError as exc:
                 where = ", ".join(f"{k}={v}" for k, v in values.items())
                 raise type(exc)(f"trial {where}: {exc}") from None
             plan.trials.append(Trial(values, r, config))
     return plan
+
+
+def source_run_options(key: str, cache_root, model: str | None = None) -> dict:
+    """Resolve ``--from-run KEY`` through the cache: {from_run: full key, weights: absolute weights path}.
+
+    The engine never sees the cache: it gets the weights file of the source run as a plain path.
+    """
+    from pathlib import Path
+
+    from dlbench.cache import Store
+    from dlbench.models import get_model_spec
+
+    store = Store(Path(cache_root))
+    full = store.resolve_key(key)
+    source = store.config(full)
+    if model is not None and get_model_spec(model).name != source.model:
+        raise UsageError(f"run {full} trained {source.model}; --from-run needs the same model, not {model}")
+    path = store.weights_path(full)
+    if not path.is_file():
+        status = store.get(full).get("status")
+        raise UsageError(
+            f"run {full} ({status}) kept no weights in {path.parent}; rerun it with --force "
+            "to train and keep them"
+        )
+    return {"from_run": full, "weights": str(path.resolve())}
 
 
 def label(values: dict) -> str:

@@ -11,10 +11,12 @@ from dlbench.config import TrainConfig
 
 METRICS = [
     "params",
+    "trainable",
     "seconds_per_epoch",
     "inference_seconds",
     "images_per_sec",
     "peak_memory_mb",
+    "initial_val_acc",
     "best_val_acc",
     "test_acc",
 ]
@@ -55,7 +57,7 @@ def summary_rows(store: Store, definition: dict) -> tuple[list[dict], list[str],
         for m in METRICS:
             vals = ok[m].dropna() if len(ok) else group[m].dropna()
             row[m] = float(vals.mean()) if len(vals) else math.nan
-            if m == "params" and len(vals):
+            if m in ("params", "trainable") and len(vals):
                 row[m] = int(vals.iloc[0])
         if repeats > 1:
             row["test_acc_std"] = float(ok["test_acc"].std()) if len(ok) > 1 else math.nan
