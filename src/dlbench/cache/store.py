@@ -11,17 +11,25 @@ Layout under the cache root::
     checkpoints/<key>.pt        last finished epoch of a run in progress (deleted when it completes)
     weights/<key>.pt            final weights of a completed run
     sweeps/<name>.json          a sweep's definition: axes, fixed values, trial keys in order
+    claims/<key>.claim          the process training that run now, with a heartbeat (see claims.py)
     quarantine/                 unreadable files moved aside, so the rest of the cache stays usable
 
-Every file is written to a temporary name in its folder and renamed into place, so a crash never leaves half a
-file and readers never see one. Everything a table or figure shows is derived from these files.
+Every file is written to a temporary name in its folder (``.<name>.<host>-<pid>.tmp``) and renamed into place,
+so a crash never leaves half a file and readers never see one; temporary files left by killed processes are
+removed by the next sweep. Everything a table or figure shows is derived from these files.
+
+Test hook: ``DLBENCH_FAULT=cache-write[@N]`` kills this process (SIGKILL) halfway through writing its N-th
+cache file (default the first), to test that a crash at that moment loses nothing.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import signal
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -38,9 +46,44 @@ class CacheWarning(UserWarning):
     pass
 
 
+_HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+_FAULT_COUNTS: dict[str, int] = {}
+STALE_TMP_SECONDS = 3600  # a temporary file of another host untouched this long is abandoned
+
+
+def tmp_path(path: Path) -> Path:
+    """The temporary name ``path`` is written under before the rename: hidden, per host and process."""
+    return path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.tmp")
+
+
+def fault_due(kind: str) -> bool:
+    """Test hook: True when ``DLBENCH_FAULT`` asks to crash at this write (``kind`` or ``kind@N``)."""
+    spec = os.environ.get("DLBENCH_FAULT", "")
+    if not spec:
+        return False
+    name, _, nth = spec.partition("@")
+    if name != kind:
+        return False
+    _FAULT_COUNTS[kind] = _FAULT_COUNTS.get(kind, 0) + 1
+    return _FAULT_COUNTS[kind] == (int(nth) if nth.isdigit() else 1)
+
+
+def crash_midway(f, data: bytes) -> None:
+    """Write half of ``data``, make it durable, and die as ``kill -9`` would (test hook)."""
+    f.write(data[: len(data) // 2])
+    f.flush()
+    os.fsync(f.fileno())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = tmp_path(path)
+    if fault_due("cache-write"):
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        with open(tmp, "wb") as f:
+            crash_midway(f, buf.getvalue())
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 
@@ -48,6 +91,7 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._check_not_a_file()
         self._check_schema()
 
     # -- layout ---------------------------------------------------------------------------------------------
@@ -60,13 +104,46 @@ class Store:
     def weights_path(self, key: str) -> Path:
         return self.root / "weights" / f"{key}.pt"
 
+    def claim(self, key: str):
+        """The claim of run ``key`` (not yet acquired): see :mod:`dlbench.cache.claims`."""
+        from dlbench.cache.claims import Claim
+
+        return Claim(self.root / "claims", key)
+
+    def _check_not_a_file(self) -> None:
+        """A cache folder that is (or lies under) a file can be neither read nor written: say so now."""
+        for p in (self.root, *self.root.parents):
+            if p.exists():
+                if not p.is_dir():
+                    raise UsageError(
+                        f"cannot use {self.root} as the cache folder: {p} is a file; "
+                        "choose another --cache-dir or DLBENCH_HOME"
+                    )
+                return
+
+    def check_writable(self) -> None:
+        """Raise UsageError (writing nothing) unless the cache folder exists writable or can be created."""
+        self._check_not_a_file()
+        for p in (self.root, *self.root.parents):
+            if p.exists():
+                if not os.access(p, os.W_OK | os.X_OK):
+                    raise UsageError(
+                        f"cannot write the cache folder {self.root} ({p} is read-only); "
+                        "choose a writable --cache-dir or DLBENCH_HOME"
+                    )
+                return
+
     def _check_schema(self) -> None:
         marker = self.root / "SCHEMA"
         if marker.exists():
             try:
                 found = json.loads(marker.read_text())["schema"]
+                if not isinstance(found, int) or isinstance(found, bool):
+                    raise ValueError(found)
             except Exception:
-                raise CacheError(f"{marker} is unreadable; delete it and dlbench will write it again") from None
+                raise CacheError(
+                    f"{marker} is unreadable; delete it and dlbench will write it again"
+                ) from None
             if found > SCHEMA_VERSION:
                 raise CacheError(
                     f"the cache at {self.root} was written by a newer dlbench (schema {found}, this one reads "
@@ -77,13 +154,42 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"cannot create the cache folder {self.root} ({exc.strerror}); "
-                             "choose a writable --cache-dir or DLBENCH_HOME") from None
+            raise UsageError(
+                f"cannot create the cache folder {self.root} ({exc.strerror}); "
+                "choose a writable --cache-dir or DLBENCH_HOME"
+            ) from None
         marker = self.root / "SCHEMA"
         if not marker.exists():
-            tmp = marker.with_name(f".SCHEMA.{os.getpid()}.tmp")
+            tmp = tmp_path(marker)
             tmp.write_text(json.dumps({"schema": SCHEMA_VERSION}))
             os.replace(tmp, marker)
+
+    def clean_tmp(self) -> int:
+        """Remove temporary files left by killed writers: this host's dead processes, or anyone's after an hour."""
+        from dlbench.cache.claims import pid_alive
+
+        removed = 0
+        folders = [
+            self.root,
+            *(self.root / t for t in TABLES),
+            *(self.root / f for f in ("checkpoints", "weights", "sweeps", "claims")),
+        ]
+        now = time.time()
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for p in folder.glob(".*.tmp"):
+                owner = p.name[: -len(".tmp")].rsplit(".", 1)[-1]
+                host, _, pid = owner.rpartition("-")
+                try:
+                    age = now - p.stat().st_mtime
+                    dead = host == _HOST and pid.isdigit() and not pid_alive(int(pid))
+                    if dead or age > STALE_TMP_SECONDS:
+                        p.unlink()
+                        removed += 1
+                except OSError:
+                    pass
+        return removed
 
     # -- writing --------------------------------------------------------------------------------------------
     def save(self, config: TrainConfig, result) -> dict:
@@ -102,7 +208,7 @@ class Store:
         if result.state_dict is not None:
             from dlbench.engine.checkpoint import save_atomic
 
-            save_atomic(result.state_dict, self.weights_path(key))
+            save_atomic(result.state_dict, self.weights_path(key), fault="cache-write")
         row = {
             "key": key,
             "status": result.status,
@@ -120,28 +226,74 @@ class Store:
 
     # -- reading --------------------------------------------------------------------------------------------
     def _read(self, path: Path) -> pd.DataFrame | None:
+        """Read one table file; an unreadable one is quarantined with a one-line CacheWarning.
+
+        A damaged table of a finished run also takes that run's ``runs`` row to quarantine, so the run no
+        longer counts as complete and the next `sweep` or `train` of it recomputes it.
+        """
         try:
             return pd.read_parquet(path)
         except FileNotFoundError:
             return None
         except Exception as exc:
-            moved = self.quarantine(path)
-            warnings.warn(
-                f"{path} is unreadable ({type(exc).__name__}); moved it to {moved}; rerun to recompute that run",
-                CacheWarning,
-                stacklevel=2,
-            )
+            self._damaged(path, type(exc).__name__)
             return None
 
-    def quarantine(self, path: Path) -> Path:
-        dest = self.root / "quarantine" / f"{path.parent.name}-{path.name}"
+    def _damaged(self, path: Path, why: str) -> None:
+        """Move a damaged table file aside (with its run's ``runs`` row) and warn in one line."""
+        moved = self.quarantine(path)
+        if moved is None:  # another process moved it aside first
+            return
+        key, table = path.stem, path.parent.name
+        if table != "runs" and self.quarantine(self.path("runs", key)) is not None:
+            also = f" (and its runs row, so run {key} counts as missing)"
+        else:
+            also = ""
+        warnings.warn(
+            f"{path} is unreadable ({why}); moved it to {moved}{also}; "
+            "run the same sweep or train command again to recompute that run",
+            CacheWarning,
+            stacklevel=3,
+        )
+
+    def _intact(self, key: str) -> bool:
+        """Whether every table of a finished run is present and has a valid Parquet footer (cheap: no data)."""
+        import pyarrow.parquet as pq
+
+        for table in TABLES[1:]:
+            path = self.path(table, key)
+            try:
+                pq.read_metadata(path)
+            except FileNotFoundError:
+                moved = self.quarantine(self.path("runs", key))
+                if moved is not None:
+                    warnings.warn(
+                        f"{path} is missing; moved run {key}'s runs row to {moved}; "
+                        "run the same sweep or train command again to recompute that run",
+                        CacheWarning,
+                        stacklevel=3,
+                    )
+                return False
+            except Exception as exc:
+                self._damaged(path, type(exc).__name__)
+                return False
+        return True
+
+    def quarantine(self, path: Path) -> Path | None:
+        """Move ``path`` to quarantine/ (None if it is already gone); never overwrites an earlier one."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        dest = self.root / "quarantine" / f"{path.parent.name}-{stamp}-{os.getpid()}-{path.name}"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, dest)
+        try:
+            os.replace(path, dest)
+        except FileNotFoundError:
+            return None
         return dest
 
     def has(self, key: str) -> bool:
+        """Whether run ``key`` is complete: its runs row reads and its other tables are intact."""
         path = self.path("runs", key)
-        return path.exists() and self._read(path) is not None
+        return path.exists() and self._read(path) is not None and self._intact(key)
 
     def get(self, key: str) -> dict:
         """The `runs` row of ``key`` (a unique prefix is enough)."""
@@ -159,7 +311,9 @@ class Store:
 
     def resolve_key(self, key: str) -> str:
         if not key or not all(c in "0123456789abcdef" for c in key):
-            raise RunNotFoundError(f"'{key}' is not a run key (16 hex digits, or a unique prefix); see `dlbench runs`")
+            raise RunNotFoundError(
+                f"'{key}' is not a run key (16 hex digits, or a unique prefix); see `dlbench runs`"
+            )
         matches = [k for k in self.keys() if k.startswith(key)]
         if not matches:
             raise RunNotFoundError(f"no cached run with key {key} in {self.root}; see `dlbench runs`")
@@ -167,10 +321,18 @@ class Store:
             raise RunNotFoundError(f"key prefix {key} matches {len(matches)} runs; give more digits")
         return matches[0]
 
-    def runs(self, model: str | None = None, dataset: str | None = None, status: str | None = None,
-             keys: list[str] | None = None) -> pd.DataFrame:
-        frames = [df for k in (keys if keys is not None else self.keys())
-                  if (df := self._read(self.path("runs", k))) is not None]
+    def runs(
+        self,
+        model: str | None = None,
+        dataset: str | None = None,
+        status: str | None = None,
+        keys: list[str] | None = None,
+    ) -> pd.DataFrame:
+        frames = [
+            df
+            for k in (keys if keys is not None else self.keys())
+            if (df := self._read(self.path("runs", k))) is not None
+        ]
         if not frames:
             return pd.DataFrame(columns=["key", "status", "model", "dataset"])
         df = pd.concat(frames, ignore_index=True)
@@ -209,7 +371,7 @@ class Store:
         self._ensure_root()
         path = self.sweep_path(definition["name"])
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = tmp_path(path)
         tmp.write_text(json.dumps(definition, indent=1, sort_keys=True))
         os.replace(tmp, path)
         return path
@@ -222,8 +384,9 @@ class Store:
                 out.append(json.loads(path.read_text()))
             except (OSError, ValueError):
                 moved = self.quarantine(path)
-                warnings.warn(f"{path} is unreadable; moved it to {moved}; rerun that sweep", CacheWarning,
-                              stacklevel=2)
+                warnings.warn(
+                    f"{path} is unreadable; moved it to {moved}; rerun that sweep", CacheWarning, stacklevel=2
+                )
         return out
 
     def get_sweep(self, name: str) -> dict:
@@ -233,7 +396,14 @@ class Store:
             from dlbench.errors import UnknownNameError
 
             raise UnknownNameError("sweep", name, names, hint="see the names `dlbench sweep` printed")
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            moved = self.quarantine(path)
+            raise CacheError(
+                f"the sweep definition {path} is unreadable (moved to {moved}); "
+                "run that sweep again to write it anew"
+            ) from None
 
     def clear_quarantine(self) -> None:
         shutil.rmtree(self.root / "quarantine", ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 
@@ -28,7 +29,31 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _is_ours(category: type) -> bool:
+    # By module name, so the CLI need not import dlbench.cache (pandas) just to recognise CacheWarning.
+    return getattr(category, "__module__", "").startswith("dlbench")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """dlbench's own warnings (CacheWarning, ...) as one line on stderr; others as Python shows them."""
+    if _is_ours(category):
+        text = " ".join(str(message).split())
+        stream = sys.stderr  # looked up now: rich's live progress redirects it above the bars
+        stream.write(f"warning: {text}\n")
+        stream.flush()
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> None:
+    with warnings.catch_warnings():
+        default = warnings.showwarning
+        warnings.showwarning = lambda *a, **k: _show_warning(*a, **k, _default=default)
+        warnings.filterwarnings("always", module=r"dlbench(\.|$)")  # each damaged file is named, every time
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     from dlbench.cli._app import app
 
     try:
@@ -36,7 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:  # --version
         sys.exit(exc.exit_code)
     except typer.Abort:
-        _fail("interrupted; finished results are in the cache, rerun the same command to resume", EXIT_INTERRUPTED)
+        _fail(
+            "interrupted; finished results are in the cache, rerun the same command to resume",
+            EXIT_INTERRUPTED,
+        )
     except ClickUsageError as exc:
         if _debug():
             raise
@@ -53,9 +81,20 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         if _debug():
             raise
-        _fail("interrupted; finished results are in the cache, rerun the same command to resume", EXIT_INTERRUPTED)
+        _fail(
+            "interrupted; finished results are in the cache, rerun the same command to resume",
+            EXIT_INTERRUPTED,
+        )
+    except OSError as exc:  # a path the user chose cannot be read or written: their fix, not a bug
+        if _debug():
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        what = exc.strerror or type(exc).__name__
+        _fail(f"cannot use{where}: {what}; check that path (a writable folder, enough free space)", 1)
     except Exception as exc:  # an internal error: still one line, with the way to see more
         if _debug():
             raise
-        _fail(f"{type(exc).__name__}: {exc} (internal error; rerun with DLBENCH_DEBUG=1 for the traceback)", 1)
+        _fail(
+            f"{type(exc).__name__}: {exc} (internal error; rerun with DLBENCH_DEBUG=1 for the traceback)", 1
+        )
     sys.exit(code if isinstance(code, int) else 0)  # --help returns its exit code when not standalone

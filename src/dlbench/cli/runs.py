@@ -11,6 +11,7 @@ from dlbench.cli._output import Format, err, render_rows
 
 app = typer.Typer(help="List, show and remove cached runs.", no_args_is_help=False, add_completion=False)
 
+STATUSES = ("ok", "diverged", "oom")
 LIST_COLUMNS = [
     "key",
     "status",
@@ -45,6 +46,10 @@ def runs(
     if ctx.invoked_subcommand:
         ctx.obj = {"cache_dir": cache_dir}
         return
+    if status and status not in STATUSES:
+        from dlbench.errors import UnknownNameError
+
+        raise UnknownNameError("status", status, STATUSES)
     store = _store(cache_dir)
     df = store.runs(model=model, dataset=dataset, status=status)
     rows = df.reindex(columns=LIST_COLUMNS).to_dict("records")

@@ -64,6 +64,8 @@ def sweep(
         raise UsageError("VALUES given without PARAM")
     for key, vals in parse_assignments(grid).items():
         axes.append((key, vals))
+    store = Store(paths.cache_dir(cache_dir))
+    store.check_writable()  # before any output: a bad --cache-dir is one line and nothing else
     plan = plan_sweep(
         model,
         dataset or default_dataset(model),
@@ -77,7 +79,6 @@ def sweep(
     for axis, (_, given) in zip(plan.axes, axes, strict=True):
         if given is None:
             err.print(f"sweeping {axis.name} over its default values: {', '.join(axis.values)}")
-    store = Store(paths.cache_dir(cache_dir))
     command = (
         "dlbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("dlbench") else ""
     )
@@ -101,7 +102,7 @@ def sweep(
         )
         progress.set_sweep(n, n, counts.line())
 
-    definition = store.get_sweep(plan.name)
+    definition = plan.definition()  # this sweep's trials, even if another process reuses its name
     rows, columns, best = summary_rows(store, definition)
     if fmt == Format.table:
         render_rows(

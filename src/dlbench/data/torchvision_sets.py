@@ -15,6 +15,7 @@ lists, once per file per process, then decoded straight from the ``.gz`` / ``.ta
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import datasets as tvd
 
 from dlbench.data._registry import ArrayDataset, DatasetInfo, DatasetSpec, register_dataset
 from dlbench.errors import DatasetError, DlbenchError
@@ -111,47 +111,64 @@ def verify_md5(path: Path, md5: str, fix: str) -> None:
 
 
 # -------------------- torchvision bridges
-class _InFolder:
-    """Mixin: torchvision's MNIST-style classes, reading and downloading in one given folder.
-
-    ``__init__`` is replaced so that constructing one neither checks nor loads anything; we only use the
-    class's metadata and its ``download()``.
-    """
-
-    def __init__(self, folder: Path):  # noqa: D107 - deliberately skips the torchvision __init__
-        tvd.VisionDataset.__init__(self, root=str(folder))
-        self._folder = str(folder)
-
-    @property
-    def raw_folder(self) -> str:
-        return self._folder
-
-    @property
-    def processed_folder(self) -> str:  # legacy .pt files are never used
-        return os.path.join(self._folder, "processed")
+# Built on first use: importing torchvision costs seconds, and most commands (a cache hit, count-params on
+# CIFAR-10's shape) never touch a torchvision dataset.
+_BRIDGES = ("MNISTInFolder", "FashionMNISTInFolder", "CIFAR10InFolder", "CIFAR100InFolder")
 
 
-class MNISTInFolder(_InFolder, tvd.MNIST):
-    """torchvision ``MNIST`` whose raw files live directly in the given folder."""
+@functools.cache
+def _bridge_classes() -> dict[str, type]:
+    from torchvision import datasets as tvd
+
+    class _InFolder:
+        """Mixin: torchvision's MNIST-style classes, reading and downloading in one given folder.
+
+        ``__init__`` is replaced so that constructing one neither checks nor loads anything; we only use the
+        class's metadata and its ``download()``.
+        """
+
+        def __init__(self, folder: Path):  # noqa: D107 - deliberately skips the torchvision __init__
+            tvd.VisionDataset.__init__(self, root=str(folder))
+            self._folder = str(folder)
+
+        @property
+        def raw_folder(self) -> str:
+            return self._folder
+
+        @property
+        def processed_folder(self) -> str:  # legacy .pt files are never used
+            return os.path.join(self._folder, "processed")
+
+    class MNISTInFolder(_InFolder, tvd.MNIST):
+        """torchvision ``MNIST`` whose raw files live directly in the given folder."""
+
+    class FashionMNISTInFolder(_InFolder, tvd.FashionMNIST):
+        """torchvision ``FashionMNIST`` whose raw files live directly in the given folder."""
+
+    class _CIFARInFolder:
+        """Mixin: torchvision's CIFAR classes without their loading ``__init__`` (download only)."""
+
+        def __init__(self, folder: Path):  # noqa: D107
+            tvd.VisionDataset.__init__(self, root=str(folder))
+
+    class CIFAR10InFolder(_CIFARInFolder, tvd.CIFAR10):
+        """torchvision ``CIFAR10`` rooted at ``<data_dir>/cifar10`` (its own layout already matches)."""
+
+    class CIFAR100InFolder(_CIFARInFolder, tvd.CIFAR100):
+        """torchvision ``CIFAR100`` rooted at ``<data_dir>/cifar100``."""
+
+    return {
+        "MNISTInFolder": MNISTInFolder,
+        "FashionMNISTInFolder": FashionMNISTInFolder,
+        "CIFAR10InFolder": CIFAR10InFolder,
+        "CIFAR100InFolder": CIFAR100InFolder,
+    }
 
 
-class FashionMNISTInFolder(_InFolder, tvd.FashionMNIST):
-    """torchvision ``FashionMNIST`` whose raw files live directly in the given folder."""
-
-
-class _CIFARInFolder:
-    """Mixin: torchvision's CIFAR classes without their loading ``__init__`` (download only)."""
-
-    def __init__(self, folder: Path):  # noqa: D107
-        tvd.VisionDataset.__init__(self, root=str(folder))
-
-
-class CIFAR10InFolder(_CIFARInFolder, tvd.CIFAR10):
-    """torchvision ``CIFAR10`` rooted at ``<data_dir>/cifar10`` (its own layout already matches)."""
-
-
-class CIFAR100InFolder(_CIFARInFolder, tvd.CIFAR100):
-    """torchvision ``CIFAR100`` rooted at ``<data_dir>/cifar100``."""
+def __getattr__(name: str):  # module attribute access: tvs.MNISTInFolder
+    if name in _BRIDGES:
+        return _bridge_classes()[name]
+    raise AttributeError(name)
 
 
 def _download(source, name: str, folder: Path, files: tuple[str, ...]) -> None:
@@ -307,7 +324,7 @@ def _load_cifar(cls, name: str, root: Path, download: bool, verify: bool):
 @dataclass(frozen=True)
 class _Set:
     name: str
-    source: type
+    source: str  # name of the torchvision bridge class (built lazily)
     loader: Callable
     info: DatasetInfo
     files: tuple[str, ...]
@@ -324,7 +341,7 @@ _SETS = {
     for s in (
         _Set(
             "mnist",
-            MNISTInFolder,
+            "MNISTInFolder",
             _load_mnist_like,
             _info("mnist", (1, 28, 28), 60000, [str(i) for i in range(10)], (0.1307,), (0.3081,)),
             MNIST_FILES,
@@ -333,7 +350,7 @@ _SETS = {
         ),
         _Set(
             "fashion-mnist",
-            FashionMNISTInFolder,
+            "FashionMNISTInFolder",
             _load_mnist_like,
             _info("fashion-mnist", (1, 28, 28), 60000, FASHION_CLASSES, (0.2860,), (0.3530,)),
             MNIST_FILES,
@@ -342,7 +359,7 @@ _SETS = {
         ),
         _Set(
             "cifar10",
-            CIFAR10InFolder,
+            "CIFAR10InFolder",
             _load_cifar,
             _info(
                 "cifar10",
@@ -352,13 +369,13 @@ _SETS = {
                 (0.4914, 0.4822, 0.4465),
                 (0.2470, 0.2435, 0.2616),
             ),
-            (tvd.CIFAR10.filename,),
-            lambda folder: _cifar_present(CIFAR10InFolder, folder),
+            ("cifar-10-python.tar.gz",),  # torchvision CIFAR10.filename
+            lambda folder: _cifar_present(_bridge_classes()["CIFAR10InFolder"], folder),
             "CIFAR-10 natural images, 32x32 RGB, 10 classes (Krizhevsky)",
         ),
         _Set(
             "cifar100",
-            CIFAR100InFolder,
+            "CIFAR100InFolder",
             _load_cifar,
             _info(
                 "cifar100",
@@ -368,8 +385,8 @@ _SETS = {
                 (0.5071, 0.4865, 0.4409),
                 (0.2673, 0.2564, 0.2762),
             ),
-            (tvd.CIFAR100.filename,),
-            lambda folder: _cifar_present(CIFAR100InFolder, folder),
+            ("cifar-100-python.tar.gz",),  # torchvision CIFAR100.filename
+            lambda folder: _cifar_present(_bridge_classes()["CIFAR100InFolder"], folder),
             "CIFAR-100 natural images, 32x32 RGB, 100 fine classes (Krizhevsky)",
         ),
     )
@@ -393,7 +410,7 @@ def load_set(name: str, data_dir: Path, download: bool = True, verify: bool = Tr
     """
     s = _SETS[name]
     folder = Path(data_dir) / name
-    train_x, train_y, test_x, test_y = s.loader(s.source, name, folder, download, verify)
+    train_x, train_y, test_x, test_y = s.loader(_bridge_classes()[s.source], name, folder, download, verify)
     info = s.info
     if len(train_x) != info.train_size or len(test_x) != info.test_size:
         # Only fake test files differ in size; report what was actually loaded.

@@ -1,21 +1,60 @@
-"""Atomic checkpoint files, loaded with ``weights_only=True`` (no arbitrary code from a pickle)."""
+"""Atomic checkpoint files, loaded with ``weights_only=True`` (no arbitrary code from a pickle).
+
+Test hook: ``DLBENCH_FAULT=checkpoint-write[@N]`` kills this process (SIGKILL) halfway through writing its N-th
+checkpoint temp file (default the first); ``save_atomic(..., fault="cache-write")`` counts as a cache write.
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import signal
+import socket
+import warnings
 from pathlib import Path
 
 import torch
 
 from dlbench.errors import CacheError
 
+_HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+_FAULT_COUNTS: dict[str, int] = {}
+RESUME_KEYS = ("key", "epoch", "model", "optimizer", "epochs", "steps", "grads", "best", "bad_epochs")
 
-def save_atomic(obj, path: Path) -> None:
+
+class CheckpointError(CacheError):
+    """A checkpoint cannot be loaded safely (truncated, garbage, or a pickle that is not plain weights)."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = Path(path)
+
+
+def _fault_due(kind: str) -> bool:
+    # The same hook as dlbench.cache.store.fault_due, kept here so the engine never imports the cache.
+    spec = os.environ.get("DLBENCH_FAULT", "")
+    if not spec:
+        return False
+    name, _, nth = spec.partition("@")
+    if name != kind:
+        return False
+    _FAULT_COUNTS[kind] = _FAULT_COUNTS.get(kind, 0) + 1
+    return _FAULT_COUNTS[kind] == (int(nth) if nth.isdigit() else 1)
+
+
+def save_atomic(obj, path: Path, *, fault: str = "checkpoint-write") -> None:
     """Write to a temporary name in the same folder, fsync, then rename: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.tmp")  # the name Store.clean_tmp recognises
     with open(tmp, "wb") as f:
+        if _fault_due(fault):  # test hook: die like `kill -9` halfway through the temp file
+            buf = io.BytesIO()
+            torch.save(obj, buf)
+            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
@@ -23,11 +62,40 @@ def save_atomic(obj, path: Path) -> None:
 
 
 def load(path: Path, map_location="cpu"):
-    """Load a checkpoint safely; a damaged file raises CacheError naming it and the fix."""
+    """Load a checkpoint safely; a damaged file raises CheckpointError (a CacheError) naming it and the fix."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign file's pickle protocol is not worth a two-line warning
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CacheError(
-            f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
-            "delete it to start that run over"
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise CheckpointError(
+            f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: {first}); "
+            "delete it to start that run over",
+            path,
         ) from exc
+
+
+def check_resume_state(path: Path) -> dict:
+    """Load a resume checkpoint and check its structure; raise CheckpointError if it cannot be resumed from.
+
+    Besides loading safely, the history must be whole: epochs 0..epoch, each exactly once, so a resumed run
+    neither loses nor repeats an epoch.
+    """
+    state = load(path)
+
+    def bad(why: str):
+        return CheckpointError(f"checkpoint {path} is not a dlbench resume state ({why}); delete it", path)
+
+    if not isinstance(state, dict):
+        raise bad(f"a {type(state).__name__}, not a dict")
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise bad(f"missing {', '.join(missing)}")
+    epoch, epochs = state["epoch"], state["epochs"]
+    if not isinstance(epoch, int) or not isinstance(epochs, list):
+        raise bad("epoch or history of the wrong type")
+    seen = [e.get("epoch") if isinstance(e, dict) else None for e in epochs]
+    if seen != list(range(epoch + 1)):
+        raise bad(f"its history holds epochs {seen}, expected 0..{epoch}")
+    return state

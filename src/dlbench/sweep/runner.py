@@ -1,23 +1,134 @@
-"""Join the engine and the cache: a config already in the cache costs nothing; otherwise train and store it."""
+"""Join the engine and the cache: a config already in the cache costs nothing; otherwise train and store it.
+
+Only the process holding a run's claim (``claims/<key>.claim``, see :mod:`dlbench.cache.claims`) trains it, so
+several processes sharing one cache never train the same run at the same time. A damaged or unsafe checkpoint
+is moved to quarantine with a one-line warning and the run starts over.
+
+Test hook: ``DLBENCH_TRAIN_LOG=<file>`` appends ``<pid> <key> start|end|busy <time>`` lines to that file, to
+count trainings across processes.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+import warnings
 from pathlib import Path
 
 from dlbench.cache import Store
 from dlbench.config import TrainConfig
 
 
-def run_one(config: TrainConfig, store: Store, *, data_dir: Path | None = None, force: bool = False,
-            callback=None, data=None) -> tuple[dict, bool]:
-    """Return (runs row, cached?). An interrupted run resumes from its checkpoint; ``force`` starts over."""
+class TrialBusy(Exception):
+    """Another live process holds the claim of this run (raised by ``run_one(wait=False)``)."""
+
+    def __init__(self, key: str, owner: dict | None = None):
+        who = f"process {owner.get('pid')} on {owner.get('host')}" if owner else "another process"
+        super().__init__(f"run {key} is being trained by {who}")
+        self.key = key
+        self.owner = owner
+
+
+def poll_seconds() -> float:
+    """Seconds between looks at a run another process is training (``DLBENCH_CLAIM_POLL``, default 1)."""
+    try:
+        return max(0.01, float(os.environ.get("DLBENCH_CLAIM_POLL", "1")))
+    except ValueError:
+        return 1.0
+
+
+def log_event(key: str, event: str) -> None:
+    """Test hook: one line per training event, appended atomically (O_APPEND, one write)."""
+    path = os.environ.get("DLBENCH_TRAIN_LOG")
+    if not path:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{os.getpid()} {key} {event} {time.time():.6f}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def check_checkpoint(store: Store, key: str) -> None:
+    """Quarantine ``key``'s checkpoint, with a one-line CacheWarning, if it cannot be resumed from safely."""
+    from dlbench.cache.store import CacheWarning
+    from dlbench.engine.checkpoint import CheckpointError, check_resume_state
+
+    path = store.checkpoint_path(key)
+    if not path.exists():
+        return
+    try:
+        check_resume_state(path)
+    except CheckpointError as exc:
+        moved = store.quarantine(path)
+        reason = str(exc).split(" (", 1)[-1].split("; delete it")[0].rstrip(")")
+        warnings.warn(
+            f"checkpoint {path} cannot be resumed from ({reason}); moved it to {moved}; that run starts over",
+            CacheWarning,
+            stacklevel=2,
+        )
+
+
+def run_one(
+    config: TrainConfig,
+    store: Store,
+    *,
+    data_dir: Path | None = None,
+    force: bool = False,
+    callback=None,
+    data=None,
+    wait: bool = True,
+) -> tuple[dict, bool]:
+    """Return (runs row, cached?). An interrupted run resumes from its checkpoint; ``force`` starts over.
+
+    If another live process is training this run, wait for it and return its result (``wait=True``), or raise
+    :class:`TrialBusy` (``wait=False``) so a sweep can do its other trials first.
+    """
+    from dlbench.cache.claims import ClaimLost
     from dlbench.engine import train
 
     key = config.key
     if not force and store.has(key):
+        if not store.claim(key).path.exists():  # a checkpoint left by a kill between the last two writes
+            store.checkpoint_path(key).unlink(missing_ok=True)
         return store.get(key), True
-    if force:
-        store.checkpoint_path(key).unlink(missing_ok=True)
+    store.check_writable()
     store._ensure_root()
-    result = train(config, data, data_dir=data_dir, callback=callback, checkpoint_path=store.checkpoint_path(key))
-    return store.save(config, result), False
+    while True:
+        claim = store.claim(key)
+        if not claim.acquire():
+            if not wait:
+                log_event(key, "busy")
+                raise TrialBusy(key, claim.owner())
+            if not force and store.has(key):
+                return store.get(key), True
+            time.sleep(poll_seconds())
+            continue
+        try:
+            if not force and store.has(key):  # finished by another process while we looked
+                return store.get(key), True
+            if force:
+                store.checkpoint_path(key).unlink(missing_ok=True)
+            check_checkpoint(store, key)
+
+            def guarded(event: str, _claim=claim, **kw) -> None:
+                if event == "epoch":  # after the epoch's checkpoint: stop if our claim was taken over
+                    _claim.check()
+                if callback is not None:
+                    callback(event, **kw)
+
+            log_event(key, "start")
+            result = train(
+                config, data, data_dir=data_dir, callback=guarded, checkpoint_path=store.checkpoint_path(key)
+            )
+            claim.check()
+            row = store.save(config, result)
+            log_event(key, "end")
+            return row, False
+        except ClaimLost:
+            log_event(key, "lost")
+            if not wait:
+                raise TrialBusy(key, claim.owner()) from None
+            force = False  # the other process is training it now: take its result
+        finally:
+            claim.release()

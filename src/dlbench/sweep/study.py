@@ -1,15 +1,22 @@
-"""Run a planned sweep trial by trial: cached trials are skipped, interrupted ones resume, failures are rows."""
+"""Run a planned sweep trial by trial: cached trials are skipped, interrupted ones resume, failures are rows.
+
+Several processes may run overlapping sweeps on one cache: a trial another process is training is skipped and
+come back to after this process's other trials (polling until that process stores it, or until its claim goes
+stale and this process takes it over), so the sweep's table is always complete.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbench.cache import Store
 from dlbench.errors import DlbenchError
+from dlbench.paths import safe_name
 from dlbench.sweep.grid import SweepPlan, Trial
-from dlbench.sweep.runner import run_one
+from dlbench.sweep.runner import TrialBusy, poll_seconds, run_one
 
 
 class TrialFailed(DlbenchError):
@@ -28,16 +35,30 @@ class SweepCounts:
         return f"{self.cached} cached, {self.done} trained, {self.failed} failed"
 
 
-def run_sweep(plan: SweepPlan, store: Store, *, data_dir: Path | None = None, force: bool = False,
-              fail_fast: bool = False, on_trial: Callable[[int, Trial, SweepCounts], Callable | None] | None = None,
-              command: str = "") -> SweepCounts:
+def run_sweep(
+    plan: SweepPlan,
+    store: Store,
+    *,
+    data_dir: Path | None = None,
+    force: bool = False,
+    fail_fast: bool = False,
+    on_trial: Callable[[int, Trial, SweepCounts], Callable | None] | None = None,
+    command: str = "",
+) -> SweepCounts:
     """Train every trial not in the cache. ``on_trial(k, trial, counts)`` may return an engine callback."""
+    # A sweep's name becomes a file and folder name under the cache: never a path (`--name ../../x`).
+    plan.name = safe_name(plan.name)
+    store.check_writable()
     definition = plan.definition()
     definition["command"] = command
     store.save_sweep(definition)  # first, so a killed sweep is still known to `report`
+    store.clean_tmp()
     counts = SweepCounts(len(plan.trials))
     datasets: dict[str, object] = {}  # one load per dataset config, shared by its trials
-    for k, trial in enumerate(plan.trials):
+    rows: dict[int, dict] = {}
+
+    def attempt(k: int, trial: Trial) -> bool:
+        """Run (or fetch) one trial; False if another live process is training it now."""
         callback = on_trial(k, trial, counts) if on_trial else None
         cfg = trial.config
         data = None
@@ -48,12 +69,27 @@ def run_sweep(plan: SweepPlan, store: Store, *, data_dir: Path | None = None, fo
 
                 datasets[data_key] = get_dataset(cfg.dataset).load(data_dir, cfg.dataset_options)
             data = datasets[data_key]
-        row, cached = run_one(cfg, store, data_dir=data_dir, force=force, callback=callback, data=data)
+        try:
+            row, cached = run_one(
+                cfg, store, data_dir=data_dir, force=force, callback=callback, data=data, wait=False
+            )
+        except TrialBusy:
+            return False
         counts.cached += cached
         counts.done += not cached and row["status"] == "ok"
         counts.failed += row["status"] != "ok"
-        counts.rows.append(row)
+        rows[k] = row
         if fail_fast and row["status"] != "ok":
-            raise TrialFailed(f"trial {k + 1} of {counts.total} ({row['status']}): {row['message']}; "
-                              "rerun without --fail-fast to record it and go on")
+            raise TrialFailed(
+                f"trial {k + 1} of {counts.total} ({row['status']}): {row['message']}; "
+                "rerun without --fail-fast to record it and go on"
+            )
+        return True
+
+    pending = [(k, trial) for k, trial in enumerate(plan.trials) if not attempt(k, trial)]
+    while pending:  # trials other processes were training: wait for their results (or stale claims)
+        time.sleep(poll_seconds())
+        pending = [(k, trial) for k, trial in pending if not attempt(k, trial)]
+    counts.rows = [rows[k] for k in sorted(rows)]
+    store.save_sweep(definition)  # again: a concurrent sweep of the same name may have replaced it meanwhile
     return counts
