@@ -630,7 +630,11 @@ def test_sweep_names_never_become_paths_outside_the_cache(cli, tmp_path):
     for p in cache.rglob("*"):
         assert p.resolve().is_relative_to(cache.resolve())
     [definition] = list((cache / "sweeps").glob("*.json"))
-    assert definition.parent == cache / "sweeps" and "/" not in json.loads(definition.read_text())["name"]
+    # The name is kept as the user wrote it (it is a label); only the file and folder names are sanitised.
+    assert (
+        definition.parent == cache / "sweeps" and json.loads(definition.read_text())["name"] == "../../evil"
+    )
+    assert (cache / "sweeps" / "_.._evil" / "curves.png").exists()
     assert Store(cache).sweep_path("../../x").parent == cache / "sweeps"
 
 

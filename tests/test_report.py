@@ -107,7 +107,7 @@ def test_markdown_has_every_section_and_every_linked_figure(cache, tmp_path):
     ):
         assert text.count(heading) == 2, heading
     assert text.count("★ best by validation accuracy") == 2
-    assert "| lr | params | seconds_per_epoch |" in text
+    assert "| lr | params | trainable | seconds_per_epoch |" in text
     assert "| head_width | setting | 16 | given |" in text  # held fixed, given on the command line
     assert "| epochs | option | 1 | given |" in text
     assert "dlbench sweep lr 0.2,0.02 --model cnn" in text

@@ -46,11 +46,14 @@ def sweep(
     train_opts: dict = None,
 ) -> None:
     """Train one model across values of one parameter (or a grid), then tabulate and plot the trials."""
+    from rich.markup import escape
+
     from dlbench import paths
     from dlbench.cache import Store
     from dlbench.cli._progress import TrainProgress
     from dlbench.cli.train import default_dataset, single_values
     from dlbench.errors import UsageError
+    from dlbench.paths import safe_name
     from dlbench.report.plots import sweep_figures
     from dlbench.settings import parse_assignments, split_values
     from dlbench.sweep.grid import label, plan_sweep
@@ -83,7 +86,7 @@ def sweep(
         "dlbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("dlbench") else ""
     )
     n = len(plan.trials)
-    err.print(f"sweep [bold]{plan.name}[/]: {n} trials of {plan.model} on {plan.dataset}")
+    err.print(f"sweep [bold]{escape(plan.name)}[/]: {n} trials of {plan.model} on {plan.dataset}")
 
     with TrainProgress(plan.model, sweep_task=True) as progress:
 
@@ -110,7 +113,7 @@ def sweep(
             columns,
             fmt=fmt,
             highlight=best,
-            title=f"Sweep {plan.name}: {plan.model} on {plan.dataset} (best by validation accuracy in bold)",
+            title=f"Sweep {escape(plan.name)}: {plan.model} on {plan.dataset} (best by validation accuracy in bold)",
         )
         out.print(f"{n} trials: {counts.line()}.")
     else:
@@ -118,12 +121,12 @@ def sweep(
             r["best"] = i == best
         render_rows(rows, columns + ["best"], fmt=fmt)
     if figures and rows:
-        folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / plan.name
+        folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / safe_name(plan.name)
         written = sweep_figures(store, definition, folder)
         msg = f"figures: {folder} ({', '.join(p.name for p in written.values())})"
         out.print(msg) if fmt == Format.table else err.print(msg)
     if fmt == Format.table:
-        out.print(f"report: dlbench report --sweep {plan.name} --out report.md")
+        out.print(f"report: dlbench report --sweep {shlex.quote(plan.name)} --out report.md", markup=False)
 
 
 def _command(plan) -> str:

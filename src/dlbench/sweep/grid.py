@@ -171,7 +171,7 @@ def plan_sweep(
     # --from-run resolves to a weights path in this cache: keep only the key, which is what reproduces the sweep
     shown = {k: v for k, v in options.items() if not (canon_key(k) == "weights" and options.get("from_run"))}
     plan = SweepPlan(
-        safe_name(name) if name else default_name(resolved_axes, model, dataset),
+        name or default_name(resolved_axes, model, dataset),
         model,
         dataset,
         resolved_axes,

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from dlbench.cache import Store
 from dlbench.errors import DlbenchError
-from dlbench.paths import safe_name
 from dlbench.sweep.grid import SweepPlan, Trial
 from dlbench.sweep.runner import TrialBusy, poll_seconds, run_one
 
@@ -46,8 +45,6 @@ def run_sweep(
     command: str = "",
 ) -> SweepCounts:
     """Train every trial not in the cache. ``on_trial(k, trial, counts)`` may return an engine callback."""
-    # A sweep's name becomes a file and folder name under the cache: never a path (`--name ../../x`).
-    plan.name = safe_name(plan.name)
     store.check_writable()
     definition = plan.definition()
     definition["command"] = command
