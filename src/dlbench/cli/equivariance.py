@@ -99,6 +99,19 @@ def equivariance(
         who = loaded.key or f"{loaded.name}-untrained-seed{seed}"
     else:
         layer = layer or "conv"
+        target_args = dict(
+            kernel_size=kernel_size,
+            channels=channels,
+            padding=padding,
+            symmetric=symmetric,
+            depth=depth,
+            stride=stride,
+            seed=seed,
+        )
+        # Check the layer's flags on a dummy shape first: a typo should not wait for the dataset to load.
+        E.build_target(layer, 1, (32, 32), **target_args)
+        if margin is not None and margin < 0:
+            raise UsageError(f"--margin must be >= 0, got {margin}")
         imgs = E.load_images(images, data_root, dataset, ds_opts if dataset else None)
         report = E.run_random(
             layer,
