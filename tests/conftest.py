@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist each worker is its own process: one torch thread each keeps them from fighting over
+# the cores (set before torch is imported; subprocesses started by tests inherit it).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DLBENCH_TEST_DATA", ROOT.parent / "shared" / "data"))
 # Small `shapes` splits keep CPU tests fast.
