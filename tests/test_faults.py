@@ -273,7 +273,9 @@ def test_fault_hooks_kill_midway_and_the_rerun_recovers(forker, tmp_path):
     [ckpt] = list((cache / "checkpoints").glob("*.pt"))
     assert torch.load(ckpt, weights_only=True)["epoch"] == 0  # epoch 1's file was the half-written temp one
     assert list((cache / "checkpoints").glob(".*.tmp")), "the hook should die halfway through a temp file"
-    pid, _, err = forker.start(argv, env_for(cache, tmp_path, DLBENCH_FAULT="cache-write@5"))  # the runs row
+    pid, _, err = forker.start(
+        argv, env_for(cache, tmp_path, DLBENCH_FAULT="cache-write@6")
+    )  # 4 tables, weights, then the runs row
     assert forker.wait(pid) == -signal.SIGKILL, err.read_text()
     assert not list((cache / "runs").glob("*.parquet")) and list((cache / "runs").glob(".*.tmp"))
     pid, out, err = forker.start(argv, env_for(cache, tmp_path))

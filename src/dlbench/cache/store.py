@@ -28,14 +28,13 @@ import io
 import json
 import os
 import shutil
-import signal
-import socket
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
+from dlbench.atomic import HOST, crash_midway, fault_due, tmp_path
 from dlbench.config import SCHEMA_VERSION, TrainConfig
 from dlbench.errors import CacheError, RunNotFoundError, UsageError
 
@@ -46,34 +45,7 @@ class CacheWarning(UserWarning):
     pass
 
 
-_HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
-_FAULT_COUNTS: dict[str, int] = {}
 STALE_TMP_SECONDS = 3600  # a temporary file of another host untouched this long is abandoned
-
-
-def tmp_path(path: Path) -> Path:
-    """The temporary name ``path`` is written under before the rename: hidden, per host and process."""
-    return path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.tmp")
-
-
-def fault_due(kind: str) -> bool:
-    """Test hook: True when ``DLBENCH_FAULT`` asks to crash at this write (``kind`` or ``kind@N``)."""
-    spec = os.environ.get("DLBENCH_FAULT", "")
-    if not spec:
-        return False
-    name, _, nth = spec.partition("@")
-    if name != kind:
-        return False
-    _FAULT_COUNTS[kind] = _FAULT_COUNTS.get(kind, 0) + 1
-    return _FAULT_COUNTS[kind] == (int(nth) if nth.isdigit() else 1)
-
-
-def crash_midway(f, data: bytes) -> None:
-    """Write half of ``data``, make it durable, and die as ``kill -9`` would (test hook)."""
-    f.write(data[: len(data) // 2])
-    f.flush()
-    os.fsync(f.fileno())
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -183,7 +155,7 @@ class Store:
                 host, _, pid = owner.rpartition("-")
                 try:
                     age = now - p.stat().st_mtime
-                    dead = host == _HOST and pid.isdigit() and not pid_alive(int(pid))
+                    dead = host == HOST and pid.isdigit() and not pid_alive(int(pid))
                     if dead or age > STALE_TMP_SECONDS:
                         p.unlink()
                         removed += 1

@@ -121,13 +121,7 @@ def equivariance(
             sample=sample,
             shift=dxdy,
             with_figure=not no_figure,
-            kernel_size=kernel_size,
-            channels=channels,
-            padding=padding,
-            symmetric=symmetric,
-            depth=depth,
-            stride=stride,
-            seed=seed,
+            **target_args,
         )
         who = layer
 

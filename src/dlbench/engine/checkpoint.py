@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
 import warnings
 from pathlib import Path
 
 import torch
 
+from dlbench.atomic import crash_midway, fault_due, tmp_path
 from dlbench.errors import CacheError
 
-_HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
-_FAULT_COUNTS: dict[str, int] = {}
 RESUME_KEYS = ("key", "epoch", "model", "optimizer", "epochs", "steps", "grads", "best", "bad_epochs")
 
 
@@ -30,31 +27,16 @@ class CheckpointError(CacheError):
         self.path = Path(path)
 
 
-def _fault_due(kind: str) -> bool:
-    # The same hook as dlbench.cache.store.fault_due, kept here so the engine never imports the cache.
-    spec = os.environ.get("DLBENCH_FAULT", "")
-    if not spec:
-        return False
-    name, _, nth = spec.partition("@")
-    if name != kind:
-        return False
-    _FAULT_COUNTS[kind] = _FAULT_COUNTS.get(kind, 0) + 1
-    return _FAULT_COUNTS[kind] == (int(nth) if nth.isdigit() else 1)
-
-
 def save_atomic(obj, path: Path, *, fault: str = "checkpoint-write") -> None:
     """Write to a temporary name in the same folder, fsync, then rename: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}.tmp")  # the name Store.clean_tmp recognises
+    tmp = tmp_path(path)
     with open(tmp, "wb") as f:
-        if _fault_due(fault):  # test hook: die like `kill -9` halfway through the temp file
+        if fault_due(fault):  # test hook: die like `kill -9` halfway through the temp file
             buf = io.BytesIO()
             torch.save(obj, buf)
-            f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
-            f.flush()
-            os.fsync(f.fileno())
-            os.kill(os.getpid(), signal.SIGKILL)
+            crash_midway(f, buf.getvalue())
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
