@@ -129,12 +129,17 @@ class DeviceData:
         g = _seeded(seed, epoch + 1, "cpu")
         perm = torch.randperm(len(self.train), generator=g)
         if self.resident:
-            perm = perm.to(self.device)
+            perm = perm.to(self.device)  # one copy per epoch
+        # Augmentation draws on the device: a per-batch copy of CPU draws would stall the GPU stream each step.
+        g_aug = g
+        if self.augment and self.device.type != "cpu":
+            g_aug = torch.Generator(device=self.device)
+            g_aug.manual_seed(seed * 100_003 + epoch + 1)
         for i in range(0, len(perm), batch_size):
             idx = perm[i : i + batch_size]
             xb = self._to_float(self.train.x[idx])
             if self.augment:
-                xb = self._crop_flip(xb, g)
+                xb = self._crop_flip(xb, g_aug)
             yield self._fit(xb), self.train.y[idx].to(self.device, non_blocking=True)
 
     def eval_batches(self, split: Split):
@@ -146,9 +151,9 @@ class DeviceData:
         """Random crop after zero padding by ``pad``, and horizontal flip, for the whole batch at once."""
         b, c, h, w = x.shape
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
-        dy = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device)
-        dx = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device)
-        flip = torch.rand(b, generator=g).to(x.device) < 0.5
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device)  # g lives on x's device
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device)
+        flip = torch.rand(b, generator=g, device=g.device) < 0.5
         rows = dy[:, None] + torch.arange(h, device=x.device)  # (B, H)
         cols = dx[:, None] + torch.arange(w, device=x.device)  # (B, W)
         cols = torch.where(flip[:, None], cols.flip(1), cols)
