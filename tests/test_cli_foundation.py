@@ -63,11 +63,13 @@ def test_count_params_json_and_grid(cli):
 def test_count_params_layer_breakdown(cli):
     res = cli("count-params", "resnet18", "--dataset", "cifar10", "--depth", "1", "--format", "json")
     assert res.code == 0, res
-    parts = (
-        [json.loads(chunk) for chunk in res.out.strip().split("\n]\n") if chunk.strip()] if False else None
-    )
-    assert '"layer": "fc"' in res.out and "11173962" in res.out
-    del parts
+    decoder = json.JSONDecoder()
+    totals, end = decoder.raw_decode(res.out)  # two JSON documents: the count, then the layers
+    layers, _ = decoder.raw_decode(res.out[end:].lstrip())
+    assert totals[0]["params"] == 11_173_962
+    by_name = {r["layer"]: r for r in layers}
+    assert by_name["fc"]["params"] == 512 * 10 + 10 and by_name["fc"]["output"] == "10"
+    assert sum(r["params"] for r in layers) == 11_173_962  # the top-level layers add up to the whole
 
 
 def test_count_tv_model_defaults_to_imagenet_shape(cli):
