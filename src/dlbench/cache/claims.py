@@ -23,6 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
+from dlbench.atomic import pid_alive
+
 try:  # POSIX; elsewhere take-overs are best effort
     import fcntl
 except ImportError:  # pragma: no cover
@@ -35,24 +37,6 @@ def claim_timeout() -> float:
         return max(0.5, float(os.environ.get("DLBENCH_CLAIM_TIMEOUT", "60")))
     except ValueError:
         return 60.0
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (a zombie, killed but not yet reaped, counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        pass
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill(pid, 0) said it exists
 
 
 _LIVE_TOKENS: set[str] = set()  # tokens of the claims this process holds now

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlbench.atomic import HOST, crash_midway, fault_due, tmp_path
+from dlbench.atomic import crash_midway, fault_due, tmp_path
 from dlbench.config import SCHEMA_VERSION, TrainConfig
 from dlbench.errors import CacheError, RunNotFoundError, UsageError
 
@@ -45,7 +45,6 @@ class CacheWarning(UserWarning):
     pass
 
 
-STALE_TMP_SECONDS = 3600  # a temporary file of another host untouched this long is abandoned
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -137,31 +136,15 @@ class Store:
             os.replace(tmp, marker)
 
     def clean_tmp(self) -> int:
-        """Remove temporary files left by killed writers: this host's dead processes, or anyone's after an hour."""
-        from dlbench.cache.claims import pid_alive
+        """Remove temp files left by killed writers, in dlbench's own folders only (see atomic.reap)."""
+        from dlbench.atomic import reap
 
-        removed = 0
         folders = [
             self.root,
             *(self.root / t for t in TABLES),
             *(self.root / f for f in ("checkpoints", "weights", "sweeps", "claims")),
         ]
-        now = time.time()
-        for folder in folders:
-            if not folder.is_dir():
-                continue
-            for p in folder.glob(".*.tmp"):
-                owner = p.name[: -len(".tmp")].rsplit(".", 1)[-1]
-                host, _, pid = owner.rpartition("-")
-                try:
-                    age = now - p.stat().st_mtime
-                    dead = host == HOST and pid.isdigit() and not pid_alive(int(pid))
-                    if dead or age > STALE_TMP_SECONDS:
-                        p.unlink()
-                        removed += 1
-                except OSError:
-                    pass
-        return removed
+        return sum(reap(folder) for folder in folders)
 
     # -- writing --------------------------------------------------------------------------------------------
     def save(self, config: TrainConfig, result) -> dict:
