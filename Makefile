@@ -26,9 +26,11 @@ demo: install
 	$(DEMO_ENV) $(VENV)/bin/dlbench report --out $(DEMO_OUT)/report.md
 	$(DEMO_ENV) $(VENV)/bin/dlbench report --out $(DEMO_OUT)/report.html
 
+# Lint: ruff (style, complexity) and import-linter (the layer rules in pyproject.toml; docs/architecture.md).
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff check --fix src tests benchmarks
