@@ -141,3 +141,18 @@ def test_cli_json_figure_recorded_and_bad_inputs(tmp_path):
         assert (
             p.stderr.startswith("error:") and "Traceback" not in p.stderr and len(p.stderr.splitlines()) == 1
         )
+
+
+def test_rotate_turns_counter_clockwise_like_rot90_and_torchvision():
+    import torchvision.transforms.functional as TF
+
+    x = torch.rand(2, 3, 9, 9, dtype=torch.float64)
+    turned = E.rotate(x, 90)
+    assert torch.allclose(turned, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-12)
+    assert torch.allclose(turned, TF.rotate(x, 90), atol=1e-12)
+    assert torch.allclose(E.rotate(x, -90), torch.rot90(x, -1, dims=(-2, -1)), atol=1e-12)
+    # A general angle agrees with torchvision's bilinear rotation away from the corners it fills with zeros.
+    ours = E.rotate(x, 30)
+    theirs = TF.rotate(x, 30, interpolation=TF.InterpolationMode.BILINEAR)
+    centre = (slice(None), slice(None), slice(3, 6), slice(3, 6))
+    assert torch.allclose(ours[centre], theirs[centre], atol=1e-6)

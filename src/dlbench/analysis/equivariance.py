@@ -124,11 +124,16 @@ def parse_shift(text: str) -> tuple[int, int]:
 
 
 def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Bilinear rotation of (B, C, H, W) about the image centre, counter-clockwise; zeros outside."""
+    """Bilinear rotation of (B, C, H, W) about the image centre; zeros outside.
+
+    Positive angles turn counter-clockwise as the image is displayed (row 0 at the top), the convention of
+    ``torch.rot90(x, 1, dims=(-2, -1))`` and torchvision's ``rotate``: ``rotate(x, 90)`` equals ``rot90``.
+    """
     theta = math.radians(degrees)
     c, s = math.cos(theta), math.sin(theta)
     b = x.shape[0]
-    mat = torch.tensor([[c, s, 0.0], [-s, c, 0.0]], dtype=x.dtype).expand(b, 2, 3)
+    # affine_grid maps each output pixel (x right, y down) to the input point it samples: the inverse turn.
+    mat = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=x.dtype).expand(b, 2, 3)
     grid = F.affine_grid(mat, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
