@@ -56,6 +56,9 @@ def solve_depth(
                 "neighbours": [vars(c) for c in sol.below + sol.above],
                 "dataset": ds_name,
                 "bias": not no_bias,
+                "searched": list(sol.searched),
+                "exhaustive": sol.exhaustive,
+                "ties": sol.ties,
             }
         )
         return
@@ -76,4 +79,5 @@ def solve_depth(
             f"[bold]{model}[/] on {ds_name}: {key} = [bold green]{sol.value}[/] gives {sol.params:,} parameters, "
             f"{sol.rel_diff:+.2%} from {what} ({counted}; {sol.evaluations} models counted)"
         )
+        out.print(f"searched: {sol.describe()}", markup=False)
     render_rows(rows, fmt=fmt, highlight=len(sol.below))
