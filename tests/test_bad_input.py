@@ -78,6 +78,17 @@ CASES = [
     ),
     ("train-bad-device", ["train", *MLP, *TINY, "--device", "cuda:x"], "device must be"),
     ("train-val-split", ["train", *MLP, *TINY, "--val-split", "1.5"], "val-split must be in"),
+    # numbers that are not finite or not in range are refused before anything is written
+    ("train-lr-inf", ["train", *MLP, *TINY, "--lr", "inf"], "lr must be a finite number"),
+    ("train-lr-nan", ["train", *MLP, *TINY, "--lr", "nan"], "lr must be a finite number"),
+    ("train-momentum-inf", ["train", *MLP, *TINY, "--momentum", "inf"], "momentum must be a finite"),
+    ("train-warmup-inf", ["train", *MLP, *TINY, "--warmup-epochs", "inf"], "warmup-epochs must be a finite"),
+    ("train-wd-inf", ["train", *MLP, *TINY, "--weight-decay", "-inf"], "weight-decay must be a finite"),
+    ("train-seed-huge", ["train", *MLP, *TINY, "--seed", "100000000000"], "seed must be between"),
+    ("train-seed-float", ["train", *MLP, *TINY, "--seed", "1e20"], "--seed"),
+    ("train-input-size-huge", ["train", *MLP, *TINY, "--input-size", "100000"], "input-size must be between"),
+    ("train-set-inf", ["train", "--model", "mlp", "--set", "dropout=inf", *TINY], "finite number"),
+    ("count-set-float-int", ["count-params", "mlp", "--set", "width=1e20"], "out of range"),
     (
         "train-patch-not-divide",
         ["train", "--model", "mlpmixer", "--set", "patch_size=5", *TINY],

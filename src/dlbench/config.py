@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -18,6 +19,12 @@ from dlbench.errors import UsageError
 from dlbench.settings import canon_key, coerce, format_value
 
 SCHEMA_VERSION = 1
+
+# Upper bounds that keep a typo from becoming an internal error hours later (an image side of 100,000 pixels
+# needs 30 GB for one uint8 RGB image; a seed must survive `seed * 1000 + epoch` in 64 bits).
+MAX_INPUT_SIZE = 4096
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -81,6 +88,9 @@ class TrainOptions:
             f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'",
         )
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}")
+        floats = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(f.default, float)}
+        for name, value in floats.items():  # values given in Python, not parsed from the command line
+            need(math.isfinite(value), f"{name.replace('_', '-')} must be a finite number, got {value}")
         need(self.lr > 0, f"lr must be positive, got {self.lr:g}")
         need(self.momentum >= 0, f"momentum must be >= 0, got {self.momentum:g}")
         need(self.weight_decay >= 0, f"weight-decay must be >= 0, got {self.weight_decay:g}")
@@ -106,8 +116,12 @@ class TrainOptions:
             f"transfer must be one of {', '.join(TRANSFER_MODES)} or last-K, got '{self.transfer}'",
         )
         need(
-            self.input_size >= 0, f"input-size must be >= 0 (0: the weights' own size), got {self.input_size}"
+            0 <= self.input_size <= MAX_INPUT_SIZE,
+            f"input-size must be between 0 (the weights' own size) and {MAX_INPUT_SIZE}, got {self.input_size}",
         )
+        need(0 <= self.seed < 2**31, f"seed must be between 0 and 2**31 - 1, got {self.seed}")
+        need(self.epochs <= MAX_EPOCHS, f"epochs must be at most {MAX_EPOCHS:,}, got {self.epochs:,}")
+        need(self.batch_size <= MAX_BATCH, f"batch-size must be at most {MAX_BATCH:,}, got {self.batch_size:,}")
         need(
             all(c in "0123456789abcdef" for c in self.from_run),
             f"from-run must be a run key (hex digits; see `dlbench runs`), got '{self.from_run}'",

@@ -11,8 +11,11 @@ Names accept dashes or underscores (``patch-size`` and ``patch_size`` are the sa
 
 from __future__ import annotations
 
+import math
+
 from dlbench.errors import UsageError
 
+MAX_INT = 2**53  # larger "integers" written as floats (1e20) lose digits: refuse them
 TRUE = {"true", "yes", "on", "1"}
 FALSE = {"false", "no", "off", "0"}
 
@@ -69,20 +72,24 @@ def coerce(key: str, raw, default):
         raise UsageError(f"'{key}' must be true or false, got '{raw}'")
     if isinstance(default, int):
         try:
-            return int(text)
+            value = int(text)
         except ValueError:
             try:
                 f = float(text)
             except ValueError:
                 f = None
-            if f is not None and f.is_integer():
-                return int(f)
-            raise UsageError(f"'{key}' must be an integer, got '{raw}'") from None
+            if f is None or not math.isfinite(f) or not f.is_integer():
+                raise UsageError(f"'{key}' must be an integer, got '{raw}'") from None
+            value = int(f)
+        if abs(value) > MAX_INT:
+            raise UsageError(f"'{key}' is out of range: {raw} (at most {MAX_INT:.0e})")
+        return value
     if isinstance(default, float):
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise UsageError(f"'{key}' must be a number, got '{raw}'") from None
+        return _finite(key, value, raw)
     if isinstance(default, tuple):
         item_default = default[0] if default else 0
         parts = [p for p in text.split("/")]
@@ -100,12 +107,20 @@ def _guess(text: str):
         return low == "true"
     if low in ("none", "null"):
         return None
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return _finite("value", float(text), text)
+    except ValueError:
+        return text
+
+
+def _finite(key: str, value: float, raw) -> float:
+    if not math.isfinite(value):
+        raise UsageError(f"'{key}' must be a finite number, got '{raw}'")
+    return value
 
 
 def format_value(value) -> str:
