@@ -88,6 +88,9 @@ CASES = [
     ("train-seed-float", ["train", *MLP, *TINY, "--seed", "1e20"], "--seed"),
     ("train-input-size-huge", ["train", *MLP, *TINY, "--input-size", "100000"], "input-size must be between"),
     ("train-set-inf", ["train", "--model", "mlp", "--set", "dropout=inf", *TINY], "finite number"),
+    ("train-weights-folder", ["train", *MLP, *TINY, "--weights", "{cache}"], "is a folder"),
+    ("train-weights-empty", ["train", *MLP, *TINY, "--weights", ""], "--weights is empty"),
+    ("train-from-run-empty", ["train", *MLP, *TINY, "--from-run", ""], "--from-run is empty"),
     ("count-set-float-int", ["count-params", "mlp", "--set", "width=1e20"], "out of range"),
     (
         "train-patch-not-divide",

@@ -121,7 +121,9 @@ class TrainOptions:
         )
         need(0 <= self.seed < 2**31, f"seed must be between 0 and 2**31 - 1, got {self.seed}")
         need(self.epochs <= MAX_EPOCHS, f"epochs must be at most {MAX_EPOCHS:,}, got {self.epochs:,}")
-        need(self.batch_size <= MAX_BATCH, f"batch-size must be at most {MAX_BATCH:,}, got {self.batch_size:,}")
+        need(
+            self.batch_size <= MAX_BATCH, f"batch-size must be at most {MAX_BATCH:,}, got {self.batch_size:,}"
+        )
         need(
             all(c in "0123456789abcdef" for c in self.from_run),
             f"from-run must be a run key (hex digits; see `dlbench runs`), got '{self.from_run}'",
@@ -343,7 +345,14 @@ def _resolve_transfer(opts: TrainOptions, spec) -> TrainOptions:
 
         path = Path(weights).expanduser().resolve()
         if not path.is_file():
-            raise UsageError(f"weights file {path} does not exist; give the path of a saved state dict")
+            why = (
+                "is a folder"
+                if path.is_dir()
+                else "is not a regular file"
+                if path.exists()
+                else "does not exist"
+            )
+            raise UsageError(f"weights file {path} {why}; give the path of a saved state dict")
         weights, init = str(path), "pretrained"
     if init == "pretrained" and not weights and spec.family != "torchvision":
         raise UsageError(

@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         with warnings.catch_warnings():
             default = warnings.showwarning
             warnings.showwarning = lambda *a, **k: _show_warning(*a, **k, _default=default)
-            warnings.filterwarnings("always", module=r"dlbench(\.|$)")  # each damaged file is named, every time
+            warnings.filterwarnings(
+                "always", module=r"dlbench(\.|$)"
+            )  # each damaged file is named, every time
             _main(argv)
     finally:  # called in-process (tests, notebooks): give the caller its own handlers back
         for sig, handler in previous.items():

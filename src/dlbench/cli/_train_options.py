@@ -15,6 +15,7 @@ import inspect
 import typer
 
 from dlbench.config import TrainOptions
+from dlbench.settings import format_value
 
 HELP = {
     "optimizer": "sgd | adam | adamw",
@@ -52,7 +53,9 @@ PANEL = "Training options"
 def _option(field: dataclasses.Field) -> tuple[type, typer.models.OptionInfo]:
     flag = "--" + field.name.replace("_", "-")
     default = field.default
-    help_text = f"{HELP.get(field.name, '')} [default: {default}]"
+    shown = format_value(default) if default != "" else "none"
+    # `\[` keeps rich from reading "[default: sgd]" as a markup tag and dropping it
+    help_text = f"{HELP.get(field.name, '')} \\[default: {shown}]"
     if isinstance(default, bool):
         return bool | None, typer.Option(
             None, f"{flag}/--no-{flag[2:]}", help=help_text, show_default=False, rich_help_panel=PANEL
@@ -78,6 +81,12 @@ def with_train_options(fn):
     def wrapper(**kwargs):
         given = {name: kwargs.pop(name) for name in TRAIN_FLAGS}
         opts = {k: v for k, v in given.items() if v is not None}
+        for name in ("from_run", "weights"):
+            if name in opts and not str(opts[name]).strip():
+                from dlbench.errors import UsageError
+
+                what = "a run key (see `dlbench runs`)" if name == "from_run" else "the path of a state dict"
+                raise UsageError(f"--{name.replace('_', '-')} is empty; give {what}")
         if opts.get("from_run"):
             from dlbench import paths
             from dlbench.errors import UsageError
