@@ -40,11 +40,25 @@ def build_meta(spec: ModelSpec, input_shape, num_classes: int, settings=None) ->
         return spec.build(input_shape, num_classes, settings)
 
 
+def is_bias(name: str) -> bool:
+    """Whether parameter ``name`` is an additive bias, the part ``--no-bias`` leaves out.
+
+    An additive bias is a vector (or table) added to a layer's output rather than multiplied with its input: a
+    layer's ``bias``, attention's ``in_proj_bias``, ``bias_k`` and ``bias_v``, Swin's
+    ``relative_position_bias_table``, and a normalisation layer's shift (its ``bias``, beta). Everything
+    multiplicative is a weight and is counted: kernels, matrices, a normalisation layer's scale (gamma), embeddings.
+    """
+    return "bias" in name.rsplit(".", 1)[-1]
+
+
 def count_parameters(model: nn.Module, bias: bool = True) -> tuple[int, int]:
-    """(total, trainable); ``model.parameters()`` yields a shared tensor once, so it is counted once."""
+    """(total, trainable); ``model.parameters()`` yields a shared tensor once, so it is counted once.
+
+    ``bias=False`` leaves out the additive biases (:func:`is_bias`), the convention of hand formulas.
+    """
     total = trainable = 0
     for name, p in model.named_parameters():
-        if not bias and name.rsplit(".", 1)[-1] == "bias":
+        if not bias and is_bias(name):
             continue
         total += p.numel()
         trainable += p.numel() if p.requires_grad else 0

@@ -1,4 +1,5 @@
-"""solve-depth finds the true optimum over the feasible range, also where the count does not grow."""
+"""Counting answers: solve-depth finds the true optimum over the feasible range (also where the count does not
+grow), and --no-bias follows its definition."""
 
 from __future__ import annotations
 
@@ -76,3 +77,14 @@ def test_cli_reports_the_range_searched(cli):
     assert out["searched"] == [1, 4] and out["exhaustive"] is True and out["ties"] == []
     table = cli("solve-depth", "cnn", "--dataset", "fashion-mnist", "--target", "421738")
     assert "every depth from 1 to 4 counted" in table.out
+
+
+def test_no_bias_leaves_out_every_additive_bias_and_keeps_scales():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LayerNorm(4))
+    attention = nn.MultiheadAttention(8, 2, add_bias_kv=True)
+    conv_w, bn_gamma, ln_gamma = 4 * 3 * 9, 4, 4
+    assert count_parameters(net, bias=False) == (conv_w + bn_gamma + ln_gamma,) * 2
+    assert count_parameters(net)[0] == conv_w + 4 + 2 * 4 + 2 * 4
+    # in_proj_weight (3*8*8) and out_proj.weight (8*8); in_proj_bias, out_proj.bias, bias_k, bias_v are biases
+    assert count_parameters(attention, bias=False)[0] == 3 * 8 * 8 + 8 * 8
+    assert count_parameters(attention)[0] == 3 * 8 * 8 + 8 * 8 + 3 * 8 + 8 + 8 + 8
