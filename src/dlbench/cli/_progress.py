@@ -1,29 +1,55 @@
-"""Rich progress on stderr, driven by the engine's callback events (start, step, epoch, end)."""
+"""Progress on stderr, driven by the engine's callback events (start, step, epoch, end).
+
+On a terminal: rich bars (sweep, epochs, batches) with elapsed time and an estimate of the time left. Anywhere
+else (a CI log, ``nohup``, a file): one plain line per epoch and per trial, so a log shows where a long run is
+instead of staying silent for minutes.
+"""
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+import math
+import time
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from dlbench.cli._output import err
 
 
-class TrainProgress:
-    """Two bars: epochs, and batches of the current epoch, with the last loss and images/s."""
+def _epoch_info(d: dict) -> str:
+    val = "" if not math.isfinite(d["val_acc"]) else f", val acc {d['val_acc']:.4f}"
+    return f"loss {d['train_loss']:.4f}{val}, {d['images_per_sec']:,.0f} img/s, {d['seconds']:.1f} s"
 
-    def __init__(self, label: str = "training", sweep_task: bool = False):
+
+class TrainProgress:
+    """Bars (sweep, epochs, batches of the current epoch) on a terminal; plain lines elsewhere."""
+
+    def __init__(self, label: str = "training", sweep_task: bool = False, plain: bool | None = None):
         self.label = label
+        self.plain = (not err.is_terminal) if plain is None else plain
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=err,
             transient=True,
+            disable=self.plain,
         )
         self.sweep = self.progress.add_task("sweep", total=1, info="", visible=sweep_task)
         self.epochs = None
         self.batches = None
+        self.total_epochs = 0
+        self.started = time.monotonic()
 
     def __enter__(self):
         self.progress.__enter__()
@@ -33,31 +59,57 @@ class TrainProgress:
         self.progress.__exit__(*exc)
 
     def set_sweep(self, done: int, total: int, info: str) -> None:
+        """The sweep's own line: ``done`` of ``total`` trials finished; ``info`` names the current one."""
         self.progress.update(self.sweep, completed=done, total=total, info=info)
+        if self.plain:
+            eta = ""
+            if 0 < done < total:
+                left = (time.monotonic() - self.started) / done * (total - done)
+                eta = f" (about {left:,.0f} s left)"
+            err.print(f"{info}{eta}", markup=False, highlight=False)
 
     def callback(self, event: str, **d) -> None:
+        if self.plain:
+            self._plain_line(event, d)
+        else:
+            self._bars(event, d)
+
+    def _plain_line(self, event: str, d: dict) -> None:
+        if event == "start":
+            self.total_epochs = d["epochs"]
+            resumed = f", resumed after epoch {d['start_epoch']}" if d.get("resumed") else ""
+            err.print(
+                f"{self.label}: {d['epochs']} epochs of {d['steps_per_epoch']} steps{resumed}",
+                markup=False,
+                highlight=False,
+            )
+        elif event == "epoch":
+            err.print(
+                f"{self.label}: epoch {d['epoch'] + 1}/{self.total_epochs}: {_epoch_info(d)}",
+                markup=False,
+                highlight=False,
+            )
+
+    def _bars(self, event: str, d: dict) -> None:
         p = self.progress
         if event == "start":
-            for task in (self.epochs, self.batches):
-                if task is not None:
-                    p.remove_task(task)
+            self._remove_run_tasks()
             info = "resumed from checkpoint" if d.get("resumed") else ""
             self.epochs = p.add_task(
                 f"{self.label} epochs", total=d["epochs"], completed=d["start_epoch"], info=info
             )
             self.batches = p.add_task("  batches", total=d["steps_per_epoch"], info="")
         elif event == "step" and self.batches is not None:
-            p.update(self.batches, completed=d["step"], info=f"loss {d['loss']:.4f}")
+            loss = d.get("loss")
+            p.update(self.batches, completed=d["step"], info="" if loss is None else f"loss {loss:.4f}")
         elif event == "epoch" and self.epochs is not None:
-            val = "" if d["val_acc"] != d["val_acc"] else f"  val acc {d['val_acc']:.4f}"
-            p.update(
-                self.epochs,
-                advance=1,
-                info=f"loss {d['train_loss']:.4f}{val}  {d['images_per_sec']:,.0f} img/s",
-            )
+            p.update(self.epochs, advance=1, info=_epoch_info(d))
             p.update(self.batches, completed=0)
         elif event == "end":
-            for task in (self.epochs, self.batches):
-                if task is not None:
-                    p.remove_task(task)
-            self.epochs = self.batches = None
+            self._remove_run_tasks()
+
+    def _remove_run_tasks(self) -> None:
+        for task in (self.epochs, self.batches):
+            if task is not None:
+                self.progress.remove_task(task)
+        self.epochs = self.batches = None

@@ -1,4 +1,5 @@
-"""SIGINT, SIGTERM and SIGHUP, sent for real to a running dlbench: one line, the claim released, resumable."""
+"""Signals sent for real to a running dlbench (one line, the claim released, resumable), and what a person
+sees while it runs when the output is not a terminal."""
 
 from __future__ import annotations
 
@@ -67,3 +68,12 @@ def test_ctrl_c_at_startup_is_one_line_not_a_traceback(tmp_path):
 def test_no_arguments_prints_help_and_no_error_line(cli):
     res = cli()
     assert res.code == 0 and "Usage" in res.out and "error" not in res.err
+
+
+def test_progress_off_a_terminal_is_one_plain_line_per_epoch(cli):
+    res = cli("train", "--model", "mlp", "--set", "width=8", "--dataset", "shapes", *TINY, "--epochs", "3")
+    assert res.code == 0, res
+    epochs = [line for line in res.err.splitlines() if ": epoch " in line]
+    assert [line.split(": epoch ")[1].split(":")[0] for line in epochs] == ["1/3", "2/3", "3/3"], res.err
+    assert all("img/s" in line and "loss" in line for line in epochs)
+    assert "\x1b[" not in res.err  # no terminal control codes in a log
