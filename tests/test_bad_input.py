@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 TINY = [
     "--dataset",
@@ -32,6 +33,13 @@ EQ = [
     "--images",
     "8",
 ]
+
+# A device this machine lacks (only where it lacks it).
+NO_SUCH_DEVICE = [("train-device-cuda-99", ["train", *MLP, *TINY, "--device", "cuda:99"], "--device cuda:99")]
+if not torch.cuda.is_available():
+    NO_SUCH_DEVICE.append(("train-device-cuda", ["train", *MLP, *TINY, "--device", "cuda"], "torch sees"))
+if not torch.backends.mps.is_available():
+    NO_SUCH_DEVICE.append(("train-device-mps", ["train", *MLP, *TINY, "--device", "mps"], "no apple gpu"))
 
 # (id, argv, a phrase the one error line must contain). Placeholders: {file} an existing regular file,
 # {key} the key of the cached run, {cache} the cache folder.
@@ -88,6 +96,7 @@ CASES = [
     ("train-seed-float", ["train", *MLP, *TINY, "--seed", "1e20"], "--seed"),
     ("train-input-size-huge", ["train", *MLP, *TINY, "--input-size", "100000"], "input-size must be between"),
     ("train-set-inf", ["train", "--model", "mlp", "--set", "dropout=inf", *TINY], "finite number"),
+    *NO_SUCH_DEVICE,
     ("train-weights-folder", ["train", *MLP, *TINY, "--weights", "{cache}"], "is a folder"),
     ("train-weights-empty", ["train", *MLP, *TINY, "--weights", ""], "--weights is empty"),
     ("train-from-run-empty", ["train", *MLP, *TINY, "--from-run", ""], "--from-run is empty"),

@@ -285,7 +285,17 @@ def resolve_device_kind(device: str) -> str:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return "mps"
         return "cpu"
-    return device.split(":")[0]
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        if index >= count:
+            seen = f"{count} CUDA device(s)" if count else "no CUDA GPU"
+            built = "" if torch.version.cuda else " (this torch is a CPU build)"
+            raise UsageError(f"--device {device}: torch sees {seen}{built}; use --device cpu or auto")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError(f"--device {device}: no Apple GPU (MPS) is available; use --device cpu or auto")
+    return kind
 
 
 def resolve_config(
