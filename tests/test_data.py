@@ -342,6 +342,39 @@ def test_imagefolder_errors(tmp_path):
         get_dataset(f"imagefolder:{tmp_path / 'empty'}").info(None, {"channels": 1})
 
 
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` grey pixels, with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("side", [12_000, 20_000], ids=["over-the-limit", "twice-the-limit"])
+def test_imagefolder_refuses_a_decompression_bomb(tmp_path, side):
+    _write_pngs(tmp_path / "imgs", per_class=2)
+    (tmp_path / "imgs" / "cat" / "bomb.png").write_bytes(_png_declaring(side, side))
+    with pytest.raises(DatasetError, match="bomb.png declares more than .* pixels"):
+        get_dataset(f"imagefolder:{tmp_path / 'imgs'}").load(tmp_path)
+
+
+def test_imagefolder_names_a_truncated_image(tmp_path):
+    _write_pngs(tmp_path / "imgs", per_class=2)
+    good = (tmp_path / "imgs" / "cat" / "0.png").read_bytes()
+    (tmp_path / "imgs" / "cat" / "0.png").write_bytes(good[: len(good) // 2])
+    with pytest.raises(DatasetError, match="cannot decode image .*0.png"):
+        get_dataset(f"imagefolder:{tmp_path / 'imgs'}").load(tmp_path)
+
+
 def test_download_writes_into_the_dataset_folder(tmp_path, monkeypatch):
     import torchvision.datasets.mnist as tv_mnist
 

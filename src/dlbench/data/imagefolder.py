@@ -86,17 +86,27 @@ def _check_options(image_size: int, seed: int) -> None:
 
 def _decode(samples: list[tuple[str, int]], size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode, convert to RGB and resize: uint8 (N, 3, size, size) and int64 labels (N,)."""
+    import warnings
+
     from PIL import Image
 
     x = np.empty((len(samples), size, size, 3), dtype=np.uint8)  # (N, H, W, C) as PIL gives it
     for i, (path, _) in enumerate(samples):
         try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                if img.size != (size, size):
-                    img = img.resize((size, size), Image.BILINEAR)
-                x[i] = np.asarray(img)
-        except OSError as e:
+            with warnings.catch_warnings():
+                # PIL only warns between 1x and 2x its pixel limit; a file that large is refused, not decoded
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    img = img.convert("RGB")
+                    if img.size != (size, size):
+                        img = img.resize((size, size), Image.BILINEAR)
+                    x[i] = np.asarray(img)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DatasetError(
+                f"image {path} declares more than {Image.MAX_IMAGE_PIXELS:,} pixels, too many to decode safely "
+                "(a decompression bomb?); shrink or remove it"
+            ) from None
+        except (OSError, ValueError, SyntaxError) as e:  # what PIL raises for truncated or malformed files
             raise DatasetError(f"cannot decode image {path} ({e}); fix or remove it") from e
     y = torch.tensor([label for _, label in samples], dtype=torch.int64)
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), y  # (N, 3, H, W)
