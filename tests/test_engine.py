@@ -251,3 +251,19 @@ def test_killed_run_resumes_and_matches_uninterrupted(tmp_path):
     assert list(a["epoch"]) == list(range(5))
     assert a["val_acc"].tolist() == b["val_acc"].tolist()
     assert a["train_loss"].tolist() == pytest.approx(b["train_loss"].tolist(), rel=1e-6)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="per-run CPU peak needs Linux")
+def test_cpu_peak_memory_is_measured_per_run_not_per_process():
+    from dlbench.engine.environment import peak_memory_mb, reset_peak_memory
+
+    cpu = torch.device("cpu")
+    reset_peak_memory(cpu)
+    big = torch.ones(100_000_000)  # 400 MB
+    first = peak_memory_mb(cpu)
+    del big
+    reset_peak_memory(cpu)
+    small = torch.ones(1_000_000)  # 4 MB
+    second = peak_memory_mb(cpu)
+    del small
+    assert first - second > 250, (first, second)  # the big run's peak does not carry over

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import platform
-import resource
-import sys
 import time
 
 import torch
@@ -42,16 +41,37 @@ class Timer:
 
 
 def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory measurement for this run (CUDA allocator stats; Linux: the process's VmHWM)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    elif device.type == "cpu":
+        try:  # Linux >= 4.0: writing 5 resets the resident-set high-water mark, so each run measures its own
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
 
 
 def peak_memory_mb(device: torch.device) -> float:
-    """CUDA: max allocated by tensors. CPU: the process's peak resident set size."""
+    """Peak memory of this run in MiB: CUDA, allocated by tensors; CPU, the process's peak resident set since
+    :func:`reset_peak_memory`. NaN where a per-run figure is not available (a CPU outside Linux): the process's
+    lifetime high-water mark would only grow from trial to trial within a sweep and mislead."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+    if device.type != "cpu" or not _hwm_resettable():
+        return float("nan")
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB -> MiB
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _hwm_resettable() -> bool:
+    return os.path.exists("/proc/self/clear_refs") and os.access("/proc/self/clear_refs", os.W_OK)
 
 
 def environment(device: torch.device) -> dict[str, str]:
