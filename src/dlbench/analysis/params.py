@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from dlbench.models import ModelSpec, get_model_spec
 
@@ -28,16 +29,53 @@ def input_for(spec: ModelSpec, dataset: str | None, data_dir=None, dataset_optio
     name = dataset or spec.default_dataset
     if name == "imagenet-shape":
         shape, classes = IMAGENET_SHAPE
-        return shape, classes, name
+        return (shape[0], *(native_size(spec) or shape[1:])), classes, name
     from dlbench.data import get_dataset
 
     info = get_dataset(name).info(data_dir, dataset_options)
     return info.input_shape, info.num_classes, name
 
 
+def native_size(spec: ModelSpec) -> tuple[int, int] | None:
+    """The input size a torchvision classifier is defined for (its DEFAULT weights' crop: 299 for
+    inception_v3, 224 for most), without downloading anything; None for other models."""
+    from dlbench.models.transfer import default_weights, tv_name
+
+    name = tv_name(spec)
+    weights = default_weights(name) if name else None
+    if weights is None:
+        return None
+    crop = weights.transforms().crop_size
+    side = int(crop[0] if isinstance(crop, list | tuple) else crop)
+    return side, side
+
+
 def build_meta(spec: ModelSpec, input_shape, num_classes: int, settings=None) -> nn.Module:
-    with torch.device("meta"):
-        return spec.build(input_shape, num_classes, settings)
+    """``spec``'s model with its weights on the meta device: shapes without storage, counted at once."""
+    try:
+        with torch.device("meta"):
+            return spec.build(input_shape, num_classes, settings)
+    except (
+        NotImplementedError
+    ):  # the builder computed sizes with tensors (torchvision's regnets call .tolist())
+        with _WeightsOnMeta():
+            return spec.build(input_shape, num_classes, settings)
+
+
+class _WeightsOnMeta(TorchFunctionMode):
+    """Allocate weights and buffers on the meta device and leave every other tensor where it was.
+
+    Modules allocate their parameters and buffers with these factories and no device; a builder's own size
+    arithmetic (``torch.arange(depth) * w_a ...tolist()``) uses others and stays on the CPU, where it has data.
+    """
+
+    FACTORIES = frozenset({torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in self.FACTORIES and kwargs.get("device") is None:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
 
 
 def is_bias(name: str) -> bool:

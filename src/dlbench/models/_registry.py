@@ -18,6 +18,7 @@ from dlbench.errors import InvalidSettingError, UnknownNameError
 from dlbench.settings import canon_key, coerce
 
 TV_PREFIX = "tv:"
+AUX_HEADS = ("googlenet", "inception_v3")  # torchvision builds these with training-only auxiliary classifiers
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,13 @@ def _tv_spec(tv_name: str) -> ModelSpec:
                 f"tv:{tv_name} expects 3-channel images, the dataset has {input_shape[0]}; "
                 "use an RGB dataset or a registry model (mlp, cnn, resnet18, ...)"
             )
+        if tv_name in AUX_HEADS:  # torchvision's published counts and pretrained models have no aux heads
+            kwargs = {"aux_logits": False, "init_weights": True, **kwargs}
+            if kwargs["aux_logits"]:
+                raise InvalidSettingError(
+                    f"tv:{tv_name} with aux_logits=true returns its auxiliary heads' outputs too, which "
+                    "dlbench does not train or count as one model; drop aux_logits"
+                )
         return torchvision.models.get_model(tv_name, num_classes=num_classes, **kwargs)
 
     conv = not tv_name.startswith(("vit_", "swin_", "maxvit"))
