@@ -199,13 +199,14 @@ def test_missing_test_images_are_a_note(cache, tmp_path, monkeypatch):
     from dlbench.cache import Store
     from dlbench.data._registry import DatasetSpec
     from dlbench.errors import DatasetError
-    from dlbench.report.build import Selection, collect, render_markdown
+    from dlbench.report.build import Selection, build_report
+    from dlbench.report.markdown import render_markdown
 
     def fail(self, *a, **k):
         raise DatasetError("shapes files are missing; put them in the data folder")
 
     monkeypatch.setattr(DatasetSpec, "load", fail)
-    rep = collect(Store(cache / "cache"), Selection(sweeps=["lr-cnn-shapes"]), cache / "data")
+    rep = build_report(Store(cache / "cache"), Selection(sweeps=["lr-cnn-shapes"]), cache / "data")
     text = render_markdown(rep, "x_files")
     if "| index | true | best | worst |" in text:  # there were images to show
         assert (

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from dlbench.config import SCHEDULES, TRAIN_OPTION_NAMES, TRANSFER_MODES, TrainConfig, resolve_config
 from dlbench.errors import UsageError
 from dlbench.paths import safe_name
-from dlbench.settings import canon_key, format_value
+from dlbench.settings import canon_key
+from dlbench.sweep.study import Axis, Study, StudyTrial
 
 DEFAULT_VALUES = {
     "lr": ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"],
@@ -44,13 +45,6 @@ DEFAULT_VALUES = {
 
 
 @dataclass
-class Axis:
-    name: str  # canonical (underscores)
-    kind: str  # "option" | "setting" | "dataset"
-    values: list[str]
-
-
-@dataclass
 class Trial:
     values: dict[str, str]  # axis name -> raw value
     repeat: int
@@ -67,17 +61,18 @@ class SweepPlan:
     trials: list[Trial] = field(default_factory=list)
     fixed: dict = field(default_factory=dict)  # settings, dataset options and options held fixed
 
-    def definition(self) -> dict:
-        """What the cache keeps about this sweep, so `report` can rebuild its tables and figures."""
-        return {
-            "name": self.name,
-            "model": self.model,
-            "dataset": self.dataset,
-            "axes": [{"name": a.name, "kind": a.kind, "values": a.values} for a in self.axes],
-            "repeats": self.repeats,
-            "fixed": self.fixed,
-            "trials": [{"key": t.config.key, "values": t.values, "repeat": t.repeat} for t in self.trials],
-        }
+    def study(self, command: str = "") -> Study:
+        """The typed study this plan runs (what the cache keeps, so `report` can rebuild tables and figures)."""
+        return Study(
+            name=self.name,
+            model=self.model,
+            dataset=self.dataset,
+            axes=list(self.axes),
+            trials=[StudyTrial(t.config.key, dict(t.values), t.repeat) for t in self.trials],
+            fixed=self.fixed,
+            repeats=self.repeats,
+            command=command,
+        )
 
 
 def axis_kind(name: str, model: str, dataset: str) -> str:
@@ -225,7 +220,3 @@ def source_run_options(key: str, cache_root, model: str | None = None) -> dict:
             "to train and keep them"
         )
     return {"from_run": full, "weights": str(path.resolve())}
-
-
-def label(values: dict) -> str:
-    return ", ".join(f"{k}={format_value(v)}" for k, v in values.items())
