@@ -202,19 +202,16 @@ def drawing(study: Study, summary: Summary) -> Drawing:
     return Drawing(shown, title, note)
 
 
-FIGURES = (  # (name, cache table, drawing function)
-    ("curves", "epochs", curves_png),
-    ("grad_norms", "grads", grad_norms_png),
-    ("step_loss", "steps", step_loss_png),
-)
-
-
 def draw_sweep(store, study: Study, summary: Summary) -> tuple[Drawing, dict[str, bytes]]:
     """The sweep's curves, gradient-norm and step-loss figures as PNG bytes, from the cache's tables."""
     plan = drawing(study, summary)
     keys = list(plan.labels)
     pngs = {}
-    for name, table, draw in FIGURES:
+    for name, table, draw in (
+        ("curves", "epochs", curves_png),
+        ("grad_norms", "grads", grad_norms_png),
+        ("step_loss", "steps", step_loss_png),
+    ):
         df = store.table(table, keys) if keys else pd.DataFrame()
         if len(df):
             pngs[name] = draw(df, plan.labels, plan.title)
