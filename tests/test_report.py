@@ -237,6 +237,28 @@ def test_importing_the_command_does_not_import_torch():
     assert res.stdout.strip() == "False"
 
 
+def test_the_report_builds_no_model(cache, tmp_path):
+    """The report reads recorded results only: neither the engine nor the models are imported to build it."""
+    code = (
+        "import sys; from pathlib import Path; from dlbench.cache import Store; "
+        "from dlbench.report.write import write_report; "
+        f"write_report(Store(Path({str(cache / 'cache')!r})), Path({str(tmp_path / 'r.md')!r}), "
+        f"data_dir=Path({str(cache / 'data')!r})); "
+        "print(sorted(m for m in sys.modules if m.startswith(('dlbench.engine', 'dlbench.models', "
+        "'dlbench.analysis.params'))))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]"
+    text = (tmp_path / "r.md").read_text()
+    assert "## Parameter counts" in text and "| params | trainable | macs |" in text
+
+
 def _chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe:

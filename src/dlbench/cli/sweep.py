@@ -51,22 +51,12 @@ def sweep(
     from dlbench.cache import Store
     from dlbench.cli._progress import TrainProgress
     from dlbench.cli.train import default_dataset, single_values
-    from dlbench.commandline import CommandLine, shell_join
-    from dlbench.errors import UsageError
-    from dlbench.paths import safe_name
-    from dlbench.report.plots import sweep_figures
-    from dlbench.settings import parse_assignments, split_values
+    from dlbench.commandline import shell_join
     from dlbench.sweep.grid import plan_sweep
     from dlbench.sweep.inline import run_sweep
     from dlbench.sweep.study import label
 
-    axes: list[tuple[str, list[str] | None]] = []
-    if param:
-        axes.append((param, split_values(param, values) if values is not None else None))
-    elif values is not None:
-        raise UsageError("VALUES given without PARAM")
-    for key, vals in parse_assignments(grid).items():
-        axes.append((key, vals))
+    axes = _axes(param, values, grid)
     store = Store(paths.cache_dir(cache_dir))
     store.check_writable()  # before any output: a bad --cache-dir is one line and nothing else
     plan = plan_sweep(
@@ -104,28 +94,50 @@ def sweep(
         progress.set_sweep(n, n, counts.line())
 
     study = plan.study()  # this sweep's trials, even if another process reuses its name
+    _show(store, study, f"{n} trials: {counts.line()}.", fmt, figures_dir, figures)
+
+
+def _axes(
+    param: str | None, values: str | None, grid: list[str] | None
+) -> list[tuple[str, list[str] | None]]:
+    """(name, values or None for the defaults) per axis: PARAM [VALUES], then each --grid."""
+    from dlbench.errors import UsageError
+    from dlbench.settings import parse_assignments, split_values
+
+    axes: list[tuple[str, list[str] | None]] = []
+    if param:
+        axes.append((param, split_values(param, values) if values is not None else None))
+    elif values is not None:
+        raise UsageError("VALUES given without PARAM")
+    axes += list(parse_assignments(grid).items())
+    return axes
+
+
+def _show(store, study, counts_line: str, fmt: Format, figures_dir: Path | None, figures: bool) -> None:
+    """The summary table (best by validation accuracy marked), the figures, and how to write a report."""
+    from rich.markup import escape
+
+    from dlbench.commandline import CommandLine
+    from dlbench.paths import safe_name
+    from dlbench.report.plots import sweep_figures
+
     summary = study.summary(store.runs(keys=study.keys))
     rows, columns, best = summary.rows, summary.columns, summary.best
     if fmt == Format.table:
-        render_rows(
-            rows,
-            columns,
-            fmt=fmt,
-            highlight=best,
-            title=f"Sweep {escape(plan.name)}: {plan.model} on {plan.dataset} (best by validation accuracy in bold)",
-        )
-        out.print(f"{n} trials: {counts.line()}.")
+        title = f"Sweep {escape(study.name)}: {study.model} on {study.dataset} (best by validation accuracy in bold)"
+        render_rows(rows, columns, fmt=fmt, highlight=best, title=title)
+        out.print(counts_line)
     else:
         for i, r in enumerate(rows):
             r["best"] = i == best
         render_rows(rows, columns + ["best"], fmt=fmt)
     if figures and rows:
-        folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / safe_name(plan.name)
+        folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / safe_name(study.name)
         written = sweep_figures(store, study, folder, summary)
         msg = f"figures: {folder} ({', '.join(p.name for p in written.values())})"
         out.print(msg) if fmt == Format.table else err.print(msg)
     if fmt == Format.table:
-        again = CommandLine("report").opt("--sweep", plan.name).opt("--out", "report.md").text
+        again = CommandLine("report").opt("--sweep", study.name).opt("--out", "report.md").text
         out.print(f"report: {again}", markup=False)
 
 

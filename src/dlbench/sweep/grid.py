@@ -113,28 +113,17 @@ def default_name(axes: list[Axis], model: str, dataset: str) -> str:
     return safe_name("-".join([*(a.name.replace("_", "-") for a in axes), model, dataset]))
 
 
-def plan_sweep(
+def _resolve_axes(
+    axes: list[tuple[str, list[str] | None]],
     model: str,
     dataset: str,
-    axes: list[tuple[str, list[str] | None]],
-    *,
     settings: dict,
     dataset_options: dict,
     options: dict,
-    repeats: int = 1,
-    name: str | None = None,
-) -> SweepPlan:
-    """Expand axes (values None: the defaults) into validated trial configs, before anything runs."""
-    from dlbench.analysis.params import build_meta
-    from dlbench.data import get_dataset
-    from dlbench.models import get_model_spec
-    from dlbench.models.transfer import check_finetune, input_plan
-
-    if not axes:
-        raise UsageError("nothing to sweep: give PARAM [VALUES] or at least one --grid NAME=V1,V2")
-    if repeats < 1:
-        raise UsageError(f"--repeats must be at least 1, got {repeats}")
-    resolved_axes, seen = [], set()
+    repeats: int,
+) -> list[Axis]:
+    """Canonical, typed axes with their values (the defaults where None); UsageError for a conflict."""
+    resolved, seen = [], set()
     for raw_name, values in axes:
         key = canon_key(raw_name)
         if key in seen:
@@ -160,7 +149,32 @@ def plan_sweep(
         vals = values if values is not None else default_values(key, model, dataset)
         if not vals:
             raise UsageError(f"no values to sweep for '{key}'")
-        resolved_axes.append(Axis(key, kind, list(vals)))
+        resolved.append(Axis(key, kind, list(vals)))
+    return resolved
+
+
+def plan_sweep(
+    model: str,
+    dataset: str,
+    axes: list[tuple[str, list[str] | None]],
+    *,
+    settings: dict,
+    dataset_options: dict,
+    options: dict,
+    repeats: int = 1,
+    name: str | None = None,
+) -> SweepPlan:
+    """Expand axes (values None: the defaults) into validated trial configs, before anything runs."""
+    from dlbench.analysis.params import build_meta
+    from dlbench.data import get_dataset
+    from dlbench.models import get_model_spec
+    from dlbench.models.transfer import check_finetune, input_plan
+
+    if not axes:
+        raise UsageError("nothing to sweep: give PARAM [VALUES] or at least one --grid NAME=V1,V2")
+    if repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {repeats}")
+    resolved_axes = _resolve_axes(axes, model, dataset, settings, dataset_options, options, repeats)
 
     base_seed = int(options.get("seed", 0))
     # --from-run resolves to a weights path in this cache: keep only the key, which is what reproduces the sweep
