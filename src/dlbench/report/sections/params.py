@@ -66,7 +66,7 @@ def _groups(studies: list[Study], runs: dict[str, dict]) -> dict[tuple, dict]:
 
 
 def _group_blocks(model: str, dataset: str, g: dict) -> list:
-    entries = [g["rows"][k] for k in sorted(g["rows"])]
+    entries = list(g["rows"].values())  # in the studies' order (studies by name, then their trials)
     settings = [s for s, _, _ in entries]
     varying = sorted({k for s in settings for k in s if any(s2.get(k) != s.get(k) for s2 in settings)})
     finetunes = len({f for _, f, _ in entries}) > 1
