@@ -147,8 +147,7 @@ class Study:
         """One row per trial whose run is among ``runs`` (``Store.runs()`` rows), in the study's order."""
         found = {}
         if len(runs):
-            keys = set(self.keys)
-            found = {r["key"]: r for r in runs.to_dict("records") if r["key"] in keys}
+            found = {r["key"]: r for r in runs[runs["key"].isin(self.keys)].to_dict("records")}
         rows = []
         for order, trial in enumerate(self.trials):
             run = found.get(trial.key)
