@@ -207,7 +207,7 @@ def main() -> None:
     )
     parser.add_argument("--per-sweep", type=int, default=250, help="runs per sweep (four sweeps)")
     args = parser.parse_args()
-    from dlbench.report.build import write_report
+    from dlbench.report.write import write_report
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.cache or Path(tmp) / "cache"

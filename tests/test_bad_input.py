@@ -177,7 +177,7 @@ def seeded_cache(tmp_path_factory) -> tuple[Path, str]:
     """A cache holding one finished tiny sweep (one run), shared read-only by every case."""
     from dlbench.cache import Store
     from dlbench.sweep.grid import plan_sweep
-    from dlbench.sweep.study import run_sweep
+    from dlbench.sweep.inline import run_sweep
 
     root = tmp_path_factory.mktemp("seeded")
     plan = plan_sweep(

@@ -17,7 +17,7 @@ from dlbench.cache import Store
 from dlbench.config import make_options, resolve_config
 from dlbench.engine.device_data import DeviceData
 from dlbench.engine.schedule import lr_at
-from dlbench.sweep.runner import run_one
+from dlbench.sweep.trial import run_trial_here as run_one
 
 TINY_DATA = {"train_size": 1200, "test_size": 300}
 SMALL_CNN = {"channels": (8, 16), "head_width": 32}

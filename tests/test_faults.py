@@ -34,7 +34,7 @@ LRS = ["0.05", "0.02", "0.01", "0.005"]
 SERVER = textwrap.dedent(
     """
     import json, os, sys, traceback
-    import dlbench.cli._app, dlbench.sweep.study, dlbench.engine.trainer, dlbench.analysis.params
+    import dlbench.cli._app, dlbench.sweep.inline, dlbench.engine.trainer, dlbench.analysis.params
     from dlbench.data import get_dataset
     from dlbench.cli import main
     get_dataset("shapes")
@@ -349,7 +349,8 @@ def _plant_claim(store: Store, key: str, pid: int, host: str | None = None, age:
 
 
 def test_stale_claims_are_taken_over_and_live_ones_are_not(tmp_path, monkeypatch):
-    from dlbench.sweep.runner import TrialBusy, run_one
+    from dlbench.sweep.trial import TrialBusy
+    from dlbench.sweep.trial import run_trial_here as run_one
 
     monkeypatch.setenv("DLBENCH_CLAIM_TIMEOUT", "5")
     log = tmp_path / "train.log"
@@ -384,7 +385,7 @@ def test_stale_claims_are_taken_over_and_live_ones_are_not(tmp_path, monkeypatch
 
 
 def test_sweep_comes_back_to_a_trial_another_process_holds(tmp_path, monkeypatch):
-    from dlbench.sweep.study import run_sweep
+    from dlbench.sweep.inline import run_sweep
 
     monkeypatch.setenv("DLBENCH_CLAIM_POLL", "0.05")
     log = tmp_path / "train.log"

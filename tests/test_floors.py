@@ -6,7 +6,7 @@ import pytest
 
 from dlbench.cache import Store
 from dlbench.config import resolve_config
-from dlbench.sweep.runner import run_one
+from dlbench.sweep.trial import run_trial_here as run_one
 
 pytestmark = pytest.mark.slow
 

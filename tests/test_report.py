@@ -199,13 +199,14 @@ def test_missing_test_images_are_a_note(cache, tmp_path, monkeypatch):
     from dlbench.cache import Store
     from dlbench.data._registry import DatasetSpec
     from dlbench.errors import DatasetError
-    from dlbench.report.build import Selection, collect, render_markdown
+    from dlbench.report.build import Selection, build_report
+    from dlbench.report.markdown import render_markdown
 
     def fail(self, *a, **k):
         raise DatasetError("shapes files are missing; put them in the data folder")
 
     monkeypatch.setattr(DatasetSpec, "load", fail)
-    rep = collect(Store(cache / "cache"), Selection(sweeps=["lr-cnn-shapes"]), cache / "data")
+    rep = build_report(Store(cache / "cache"), Selection(sweeps=["lr-cnn-shapes"]), cache / "data")
     text = render_markdown(rep, "x_files")
     if "| index | true | best | worst |" in text:  # there were images to show
         assert (
@@ -234,6 +235,28 @@ def test_importing_the_command_does_not_import_torch():
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
     )
     assert res.stdout.strip() == "False"
+
+
+def test_the_report_builds_no_model(cache, tmp_path):
+    """The report reads recorded results only: neither the engine nor the models are imported to build it."""
+    code = (
+        "import sys; from pathlib import Path; from dlbench.cache import Store; "
+        "from dlbench.report.write import write_report; "
+        f"write_report(Store(Path({str(cache / 'cache')!r})), Path({str(tmp_path / 'r.md')!r}), "
+        f"data_dir=Path({str(cache / 'data')!r})); "
+        "print(sorted(m for m in sys.modules if m.startswith(('dlbench.engine', 'dlbench.models', "
+        "'dlbench.analysis.params'))))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]"
+    text = (tmp_path / "r.md").read_text()
+    assert "## Parameter counts" in text and "| params | trainable | macs |" in text
 
 
 def _chromium() -> str:
@@ -303,3 +326,55 @@ def test_html_report_renders_in_a_headless_browser(cache, tmp_path):
     )  # a page with figures, not a blank one
     if os.environ.get("DLBENCH_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["DLBENCH_KEEP_SCREENSHOT"])
+
+
+def test_parameter_counts_come_from_records_and_count_tables():
+    """params, trainable and macs as recorded in the runs rows ("-" where absent); count-params tables after."""
+    from dlbench.config import resolve_config
+    from dlbench.report.blocks import Command, Heading, Report, Table
+    from dlbench.report.markdown import render_markdown
+    from dlbench.report.sections.params import params_section
+    from dlbench.sweep.study import Axis, Study, StudyTrial
+
+    configs = [
+        resolve_config("mlp", "shapes", {"width": w}, {"train_size": "100"}, {"epochs": "1"})
+        for w in ("8", "16")
+    ]
+    study = Study(
+        "w",
+        "mlp",
+        "shapes",
+        [Axis("width", "setting", ["8", "16"])],
+        [StudyTrial(c.key, {"width": w}) for c, w in zip(configs, ("8", "16"), strict=True)],
+    )
+    runs = {
+        configs[0].key: {
+            "config": configs[0].canonical_json(),
+            "params": 123,
+            "trainable": 100,
+            "macs": 4567,
+        },
+        configs[1].key: {"config": configs[1].canonical_json(), "params": 456, "trainable": 456},
+    }
+    counts = [
+        {
+            "title": "mlp widths on cifar10",
+            "command": "dlbench count-params mlp --dataset cifar10 --set 'width=8,16'",
+            "columns": ["width", "params"],
+            "rows": [{"width": 8, "params": 24_714}, {"width": 16, "params": 49_610}],
+            "created": "2026-01-01T00:00:00",
+        }
+    ]
+    blocks = params_section([study], runs, counts)
+    [table, recorded] = [b for b in blocks if isinstance(b, Table)]
+    assert table.columns == ["width", "params", "trainable", "macs"]
+    assert table.rows == [
+        {"width": "8", "params": 123, "trainable": 100, "macs": 4567},
+        {"width": "16", "params": 456, "trainable": 456, "macs": None},
+    ]
+    assert recorded.rows == counts[0]["rows"]
+    commands = [b.text for b in blocks if isinstance(b, Command)]
+    assert commands == ["dlbench count-params mlp --dataset shapes --set width=8,16", counts[0]["command"]]
+    assert [b.text for b in blocks if isinstance(b, Heading)][-1] == "mlp widths on cifar10"
+    text = render_markdown(Report("t", "h", blocks), "x")
+    assert "| 16 | 456 | 456 | - |" in text and "| 8 | 123 | 100 | 4,567 |" in text

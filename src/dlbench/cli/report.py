@@ -35,7 +35,8 @@ def report(
     """Write up the cached sweeps, parameter counts and figures, with the commands that reproduce them."""
     from dlbench import paths
     from dlbench.cache import Store
-    from dlbench.report.build import Selection, write_report
+    from dlbench.report.collect import Selection
+    from dlbench.report.write import write_report
 
     fmt_name = fmt.value if fmt else None
     target = Path(out_path) if out_path else Path("report.html" if fmt_name == "html" else "report.md")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
@@ -52,21 +51,12 @@ def sweep(
     from dlbench.cache import Store
     from dlbench.cli._progress import TrainProgress
     from dlbench.cli.train import default_dataset, single_values
-    from dlbench.errors import UsageError
-    from dlbench.paths import safe_name
-    from dlbench.report.plots import sweep_figures
-    from dlbench.settings import parse_assignments, split_values
-    from dlbench.sweep.grid import label, plan_sweep
-    from dlbench.sweep.study import run_sweep
-    from dlbench.sweep.summary import summary_rows
+    from dlbench.commandline import shell_join
+    from dlbench.sweep.grid import plan_sweep
+    from dlbench.sweep.inline import run_sweep
+    from dlbench.sweep.study import label
 
-    axes: list[tuple[str, list[str] | None]] = []
-    if param:
-        axes.append((param, split_values(param, values) if values is not None else None))
-    elif values is not None:
-        raise UsageError("VALUES given without PARAM")
-    for key, vals in parse_assignments(grid).items():
-        axes.append((key, vals))
+    axes = _axes(param, values, grid)
     store = Store(paths.cache_dir(cache_dir))
     store.check_writable()  # before any output: a bad --cache-dir is one line and nothing else
     plan = plan_sweep(
@@ -82,9 +72,7 @@ def sweep(
     for axis, (_, given) in zip(plan.axes, axes, strict=True):
         if given is None:
             err.print(f"sweeping {axis.name} over its default values: {', '.join(axis.values)}")
-    command = (
-        "dlbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("dlbench") else ""
-    )
+    command = shell_join(["dlbench", *sys.argv[1:]]) if sys.argv[0].endswith("dlbench") else ""
     n = len(plan.trials)
     err.print(f"sweep [bold]{escape(plan.name)}[/]: {n} trials of {plan.model} on {plan.dataset}")
 
@@ -105,44 +93,70 @@ def sweep(
         )
         progress.set_sweep(n, n, counts.line())
 
-    definition = plan.definition()  # this sweep's trials, even if another process reuses its name
-    rows, columns, best = summary_rows(store, definition)
+    study = plan.study()  # this sweep's trials, even if another process reuses its name
+    _show(store, study, f"{n} trials: {counts.line()}.", fmt, figures_dir, figures)
+
+
+def _axes(
+    param: str | None, values: str | None, grid: list[str] | None
+) -> list[tuple[str, list[str] | None]]:
+    """(name, values or None for the defaults) per axis: PARAM [VALUES], then each --grid."""
+    from dlbench.errors import UsageError
+    from dlbench.settings import parse_assignments, split_values
+
+    axes: list[tuple[str, list[str] | None]] = []
+    if param:
+        axes.append((param, split_values(param, values) if values is not None else None))
+    elif values is not None:
+        raise UsageError("VALUES given without PARAM")
+    axes += list(parse_assignments(grid).items())
+    return axes
+
+
+def _show(store, study, counts_line: str, fmt: Format, figures_dir: Path | None, figures: bool) -> None:
+    """The summary table (best by validation accuracy marked), the figures, and how to write a report."""
+    from rich.markup import escape
+
+    from dlbench.commandline import CommandLine
+    from dlbench.paths import safe_name
+    from dlbench.report.plots import sweep_figures
+
+    summary = study.summary(store.runs(keys=study.keys))
+    rows, columns, best = summary.rows, summary.columns, summary.best
     if fmt == Format.table:
-        render_rows(
-            rows,
-            columns,
-            fmt=fmt,
-            highlight=best,
-            title=f"Sweep {escape(plan.name)}: {plan.model} on {plan.dataset} (best by validation accuracy in bold)",
-        )
-        out.print(f"{n} trials: {counts.line()}.")
+        title = f"Sweep {escape(study.name)}: {study.model} on {study.dataset} (best by validation accuracy in bold)"
+        render_rows(rows, columns, fmt=fmt, highlight=best, title=title)
+        out.print(counts_line)
     else:
         for i, r in enumerate(rows):
             r["best"] = i == best
         render_rows(rows, columns + ["best"], fmt=fmt)
     if figures and rows:
-        folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / safe_name(plan.name)
-        written = sweep_figures(store, definition, folder)
+        folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / safe_name(study.name)
+        written = sweep_figures(store, study, folder, summary)
         msg = f"figures: {folder} ({', '.join(p.name for p in written.values())})"
         out.print(msg) if fmt == Format.table else err.print(msg)
     if fmt == Format.table:
-        out.print(f"report: dlbench report --sweep {shlex.quote(plan.name)} --out report.md", markup=False)
+        again = CommandLine("report").opt("--sweep", study.name).opt("--out", "report.md").text
+        out.print(f"report: {again}", markup=False)
 
 
 def _command(plan) -> str:
     """A command that reruns the sweep, for the report (used when not invoked as `dlbench`)."""
+    from dlbench.commandline import CommandLine
     from dlbench.settings import format_value
 
-    parts = ["dlbench sweep"]
+    line = CommandLine("sweep")
     if len(plan.axes) == 1:
-        parts += [plan.axes[0].name.replace("_", "-"), ",".join(plan.axes[0].values)]
+        line.arg(plan.axes[0].name.replace("_", "-"), ",".join(plan.axes[0].values))
     else:
-        parts += [f"--grid {a.name}={','.join(a.values)}" for a in plan.axes]
-    parts += [f"--model {plan.model}", f"--dataset {plan.dataset}"]
+        line.opts("--grid", [f"{a.name}={','.join(a.values)}" for a in plan.axes])
+    line.opt("--model", plan.model).opt("--dataset", plan.dataset)
     fixed = plan.fixed
-    parts += [f"--set {k}={v}" for k, v in fixed["settings"].items()]
-    parts += [f"--dataset-opt {k}={v}" for k, v in fixed["dataset_options"].items()]
-    parts += [f"--{k.replace('_', '-')} {format_value(v)}" for k, v in fixed["options"].items()]
+    line.opts("--set", [f"{k}={v}" for k, v in fixed["settings"].items()])
+    line.opts("--dataset-opt", [f"{k}={v}" for k, v in fixed["dataset_options"].items()])
+    for k, v in fixed["options"].items():
+        line.opt(f"--{k.replace('_', '-')}", format_value(v))
     if plan.repeats > 1:
-        parts.append(f"--repeats {plan.repeats}")
-    return " ".join(parts)
+        line.opt("--repeats", plan.repeats)
+    return line.text

@@ -72,7 +72,7 @@ def train(
     from dlbench.cache import Store
     from dlbench.cli._progress import TrainProgress
     from dlbench.config import resolve_config
-    from dlbench.sweep.runner import run_one
+    from dlbench.sweep.trial import run_trial_here as run_one
 
     config = resolve_config(
         model, dataset or default_dataset(model), single_values(sets), single_values(dataset_opts), train_opts

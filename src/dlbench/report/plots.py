@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import io
 import math
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from dlbench.atomic import write_bytes
+from dlbench.sweep.study import Study, Summary
 
 MAX_CURVES = 12  # lines per figure; the rest of a sweep is in its table
 DPI = 100
@@ -51,7 +54,7 @@ def _style(i: int, key_label: str) -> dict:
     import matplotlib
 
     colours = matplotlib.colormaps["tab10"].colors
-    best = key_label.endswith("(best)")
+    best = key_label.endswith(("(best)", "(worst)"))
     return {"color": colours[i % 10], "linestyle": "-" if i < 10 else "--", "linewidth": 2.2 if best else 1.2}
 
 
@@ -166,41 +169,60 @@ def step_loss_png(steps: pd.DataFrame, labels: dict[str, str], title: str) -> by
     return to_png(fig)
 
 
-def sweep_figures(store, definition: dict, folder: Path) -> dict[str, Path]:
-    """Write a sweep's curves, gradient-norm and step-loss figures into ``folder``; returns {name: path}."""
-    from dlbench.sweep.grid import label
-    from dlbench.sweep.summary import trial_frame
+@dataclass
+class Drawing:
+    """Which trials a sweep's figures draw and how their legend names them (shared by `sweep` and `report`).
 
-    trials = trial_frame(store, definition)
-    if trials.empty:
-        return {}
-    axes = [a["name"] for a in definition["axes"]]
-    labels = {}
-    for r in trials.to_dict("records"):
-        lab = label({a: r[a] for a in axes})
-        labels[r["key"]] = lab + (f" (seed {r['repeat']})" if definition.get("repeats", 1) > 1 else "")
-    ok = trials[(trials["status"] == "ok") & trials["best_val_acc"].notna()]
-    ranked = ok.sort_values(["best_val_acc", "order"], ascending=[False, True])["key"].tolist()
-    drawn = pick_curves(list(labels), ranked[0] if ranked else None, ranked[-1] if ranked else None)
-    shown = {k: labels[k] for k in drawn}
-    title = f"{definition['model']} on {definition['dataset']}: sweep of {', '.join(axes)}"
+    Attributes:
+        labels: {run key: legend label} of the drawn trials, in the study's order; the best trial's label
+            ends with ``(best)``, the worst's with ``(worst)`` (see :class:`~dlbench.sweep.study.Summary`).
+        title: Figure title.
+        note: Why fewer trials are drawn than the study holds ("" when all are).
+    """
+
+    labels: dict[str, str]
+    title: str
+    note: str = ""
+
+
+def drawing(study: Study, summary: Summary) -> Drawing:
+    """The figures' trials: all of them if few, else the best, the worst and evenly spaced others."""
+    labels = study.trial_labels(summary.trials)
+    drawn = pick_curves(list(labels), summary.best_key, summary.worst_key)
+    marks = {summary.best_key: " (best)", summary.worst_key: " (worst)"}
+    shown = {k: labels[k] + marks.get(k, "") for k in drawn}
+    title = f"{study.model} on {study.dataset}: sweep of {', '.join(study.axis_names)}"
+    note = ""
     if len(drawn) < len(labels):
         title += f" ({len(drawn)} of {len(labels)} trials drawn)"
-    out = {}
+        note = (
+            f"{len(drawn)} of {len(labels)} trials drawn: the best, the worst and the rest spread evenly "
+            "over the sweep's order; the table lists every trial."
+        )
+    return Drawing(shown, title, note)
+
+
+def draw_sweep(store, study: Study, summary: Summary) -> tuple[Drawing, dict[str, bytes]]:
+    """The sweep's curves, gradient-norm and step-loss figures as PNG bytes, from the cache's tables."""
+    plan = drawing(study, summary)
+    keys = list(plan.labels)
+    pngs = {}
     for name, table, draw in (
         ("curves", "epochs", curves_png),
         ("grad_norms", "grads", grad_norms_png),
         ("step_loss", "steps", step_loss_png),
     ):
-        df = store.table(table, drawn)
+        df = store.table(table, keys) if keys else pd.DataFrame()
         if len(df):
-            out[name] = _write(folder / f"{name}.png", draw(df, shown, title))
-    return out
+            pngs[name] = draw(df, plan.labels, plan.title)
+    return plan, pngs
 
 
-def _write(path: Path, png: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(png)
-    os.replace(tmp, path)
-    return path
+def sweep_figures(store, study: Study, folder: Path, summary: Summary | None = None) -> dict[str, Path]:
+    """Write a sweep's figures into ``folder`` as ``<name>.png``; returns {name: path}."""
+    summary = summary if summary is not None else study.summary(store.runs(keys=study.keys))
+    if summary.trials.empty:
+        return {}
+    _, pngs = draw_sweep(store, study, summary)
+    folder.mkdir(parents=True, exist_ok=True)
+    return {name: write_bytes(folder / f"{name}.png", png) for name, png in pngs.items()}

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from dlbench.config import SCHEDULES, TRAIN_OPTION_NAMES, TRANSFER_MODES, TrainConfig, resolve_config
 from dlbench.errors import UsageError
 from dlbench.paths import safe_name
-from dlbench.settings import canon_key, format_value
+from dlbench.settings import canon_key
+from dlbench.sweep.study import Axis, Study, StudyTrial
 
 DEFAULT_VALUES = {
     "lr": ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"],
@@ -44,13 +45,6 @@ DEFAULT_VALUES = {
 
 
 @dataclass
-class Axis:
-    name: str  # canonical (underscores)
-    kind: str  # "option" | "setting" | "dataset"
-    values: list[str]
-
-
-@dataclass
 class Trial:
     values: dict[str, str]  # axis name -> raw value
     repeat: int
@@ -67,17 +61,18 @@ class SweepPlan:
     trials: list[Trial] = field(default_factory=list)
     fixed: dict = field(default_factory=dict)  # settings, dataset options and options held fixed
 
-    def definition(self) -> dict:
-        """What the cache keeps about this sweep, so `report` can rebuild its tables and figures."""
-        return {
-            "name": self.name,
-            "model": self.model,
-            "dataset": self.dataset,
-            "axes": [{"name": a.name, "kind": a.kind, "values": a.values} for a in self.axes],
-            "repeats": self.repeats,
-            "fixed": self.fixed,
-            "trials": [{"key": t.config.key, "values": t.values, "repeat": t.repeat} for t in self.trials],
-        }
+    def study(self, command: str = "") -> Study:
+        """The typed study this plan runs (what the cache keeps, so `report` can rebuild tables and figures)."""
+        return Study(
+            name=self.name,
+            model=self.model,
+            dataset=self.dataset,
+            axes=list(self.axes),
+            trials=[StudyTrial(t.config.key, dict(t.values), t.repeat) for t in self.trials],
+            fixed=self.fixed,
+            repeats=self.repeats,
+            command=command,
+        )
 
 
 def axis_kind(name: str, model: str, dataset: str) -> str:
@@ -118,28 +113,17 @@ def default_name(axes: list[Axis], model: str, dataset: str) -> str:
     return safe_name("-".join([*(a.name.replace("_", "-") for a in axes), model, dataset]))
 
 
-def plan_sweep(
+def _resolve_axes(
+    axes: list[tuple[str, list[str] | None]],
     model: str,
     dataset: str,
-    axes: list[tuple[str, list[str] | None]],
-    *,
     settings: dict,
     dataset_options: dict,
     options: dict,
-    repeats: int = 1,
-    name: str | None = None,
-) -> SweepPlan:
-    """Expand axes (values None: the defaults) into validated trial configs, before anything runs."""
-    from dlbench.analysis.params import build_meta
-    from dlbench.data import get_dataset
-    from dlbench.models import get_model_spec
-    from dlbench.models.transfer import check_finetune, input_plan
-
-    if not axes:
-        raise UsageError("nothing to sweep: give PARAM [VALUES] or at least one --grid NAME=V1,V2")
-    if repeats < 1:
-        raise UsageError(f"--repeats must be at least 1, got {repeats}")
-    resolved_axes, seen = [], set()
+    repeats: int,
+) -> list[Axis]:
+    """Canonical, typed axes with their values (the defaults where None); UsageError for a conflict."""
+    resolved, seen = [], set()
     for raw_name, values in axes:
         key = canon_key(raw_name)
         if key in seen:
@@ -165,7 +149,32 @@ def plan_sweep(
         vals = values if values is not None else default_values(key, model, dataset)
         if not vals:
             raise UsageError(f"no values to sweep for '{key}'")
-        resolved_axes.append(Axis(key, kind, list(vals)))
+        resolved.append(Axis(key, kind, list(vals)))
+    return resolved
+
+
+def plan_sweep(
+    model: str,
+    dataset: str,
+    axes: list[tuple[str, list[str] | None]],
+    *,
+    settings: dict,
+    dataset_options: dict,
+    options: dict,
+    repeats: int = 1,
+    name: str | None = None,
+) -> SweepPlan:
+    """Expand axes (values None: the defaults) into validated trial configs, before anything runs."""
+    from dlbench.analysis.params import build_meta
+    from dlbench.data import get_dataset
+    from dlbench.models import get_model_spec
+    from dlbench.models.transfer import check_finetune, input_plan
+
+    if not axes:
+        raise UsageError("nothing to sweep: give PARAM [VALUES] or at least one --grid NAME=V1,V2")
+    if repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {repeats}")
+    resolved_axes = _resolve_axes(axes, model, dataset, settings, dataset_options, options, repeats)
 
     base_seed = int(options.get("seed", 0))
     # --from-run resolves to a weights path in this cache: keep only the key, which is what reproduces the sweep
@@ -225,7 +234,3 @@ def source_run_options(key: str, cache_root, model: str | None = None) -> dict:
             "to train and keep them"
         )
     return {"from_run": full, "weights": str(path.resolve())}
-
-
-def label(values: dict) -> str:
-    return ", ".join(f"{k}={format_value(v)}" for k, v in values.items())

@@ -1,92 +1,232 @@
-"""Run a planned sweep trial by trial: cached trials are skipped, interrupted ones resume, failures are rows.
+"""One typed study: what a sweep varied and held fixed, its trials, and what its recorded results say.
 
-Several processes may run overlapping sweeps on one cache: a trial another process is training is skipped and
-come back to after this process's other trials (polling until that process stores it, or until its claim goes
-stale and this process takes it over), so the sweep's table is always complete.
+A :class:`Study` is what the cache keeps about a sweep (``Store.save_sweep(study.to_dict())``), so `sweep`,
+its figures and `report` all read the same definition. Results come from the ``runs`` rows the cache holds;
+the summary table, and the best and the worst trial, are decided here and nowhere else:
+
+* the best value combination has the highest validation accuracy (mean over its finished seeds under
+  ``--repeats``), the worst the lowest; choosing by test accuracy would leak the test set;
+* the best trial is the best combination's seed with the highest validation accuracy, the worst trial the
+  worst combination's seed with the lowest (without repeats: simply the best and the worst trial).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from dlbench.cache import Store
-from dlbench.errors import DlbenchError
-from dlbench.sweep.grid import SweepPlan, Trial
-from dlbench.sweep.runner import TrialBusy, poll_seconds, run_one
+import pandas as pd
+
+from dlbench.config import TrainConfig
+from dlbench.settings import format_value
+
+METRICS = [
+    "params",
+    "trainable",
+    "seconds_per_epoch",
+    "inference_seconds",
+    "images_per_sec",
+    "peak_memory_mb",
+    "initial_val_acc",
+    "best_val_acc",
+    "test_acc",
+]
+AXIS_KINDS = ("option", "setting", "dataset")
 
 
-class TrialFailed(DlbenchError):
-    """--fail-fast: a trial diverged or ran out of memory."""
+@dataclass(frozen=True)
+class Axis:
+    """One swept name: a training option, a model setting or a dataset option, with its raw values."""
+
+    name: str  # canonical (underscores)
+    kind: str  # "option" | "setting" | "dataset"
+    values: list[str]
+
+
+@dataclass(frozen=True)
+class StudyTrial:
+    """One trial of a study: the run key, the raw value of each axis, and the repeat (seed offset)."""
+
+    key: str
+    values: dict[str, str]
+    repeat: int = 0
 
 
 @dataclass
-class SweepCounts:
-    total: int
-    cached: int = 0
-    done: int = 0
-    failed: int = 0
-    rows: list[dict] = field(default_factory=list)
+class Summary:
+    """A study's results: one row per trial, one summary row per value combination, best and worst.
 
-    def line(self) -> str:
-        return f"{self.cached} cached, {self.done} trained, {self.failed} failed"
+    Attributes:
+        trials: One row per trial found in the runs rows, in the study's order: ``order``, ``key``,
+            ``repeat``, the axes (typed values), :data:`METRICS`, ``status``, ``message``.
+        rows: One row per value combination (mean over seeds under ``--repeats``, with ``test_acc_std`` and
+            ``seeds``), in the study's order.
+        columns: The columns of ``rows`` to show.
+        best: Index in ``rows`` of the best combination (None: no finished trial).
+        worst: Index in ``rows`` of the worst combination.
+        best_key: Run key of the best trial.
+        worst_key: Run key of the worst trial (None when it would be the best trial itself).
+    """
+
+    trials: pd.DataFrame
+    rows: list[dict]
+    columns: list[str]
+    best: int | None = None
+    worst: int | None = None
+    best_key: str | None = None
+    worst_key: str | None = None
 
 
-def run_sweep(
-    plan: SweepPlan,
-    store: Store,
-    *,
-    data_dir: Path | None = None,
-    force: bool = False,
-    fail_fast: bool = False,
-    on_trial: Callable[[int, Trial, SweepCounts], Callable | None] | None = None,
-    command: str = "",
-) -> SweepCounts:
-    """Train every trial not in the cache. ``on_trial(k, trial, counts)`` may return an engine callback."""
-    store.check_writable()
-    definition = plan.definition()
-    definition["command"] = command
-    store.save_sweep(definition)  # first, so a killed sweep is still known to `report`
-    store.clean_tmp()
-    counts = SweepCounts(len(plan.trials))
-    datasets: dict[str, object] = {}  # one load per dataset config, shared by its trials
-    rows: dict[int, dict] = {}
+@dataclass
+class Study:
+    """A sweep's definition, saved by the cache as ``sweeps/<name>.json`` (see :meth:`to_dict`)."""
 
-    def attempt(k: int, trial: Trial) -> bool:
-        """Run (or fetch) one trial; False if another live process is training it now."""
-        callback = on_trial(k, trial, counts) if on_trial else None
-        cfg = trial.config
-        data = None
-        if not store.has(cfg.key) or force:
-            data_key = f"{cfg.dataset}:{sorted(cfg.dataset_options.items())}"
-            if data_key not in datasets:
-                from dlbench.data import get_dataset
+    name: str
+    model: str
+    dataset: str
+    axes: list[Axis]
+    trials: list[StudyTrial] = field(default_factory=list)
+    fixed: dict = field(default_factory=dict)  # {"settings", "dataset_options", "options"} given on the line
+    repeats: int = 1
+    command: str = ""  # the command line that reproduces the sweep
 
-                datasets[data_key] = get_dataset(cfg.dataset).load(data_dir, cfg.dataset_options)
-            data = datasets[data_key]
-        try:
-            row, cached = run_one(
-                cfg, store, data_dir=data_dir, force=force, callback=callback, data=data, wait=False
-            )
-        except TrialBusy:
-            return False
-        counts.cached += cached
-        counts.done += not cached and row["status"] == "ok"
-        counts.failed += row["status"] != "ok"
-        rows[k] = row
-        if fail_fast and row["status"] != "ok":
-            raise TrialFailed(
-                f"trial {k + 1} of {counts.total} ({row['status']}): {row['message']}; "
-                "rerun without --fail-fast to record it and go on"
-            )
-        return True
+    @property
+    def axis_names(self) -> list[str]:
+        return [a.name for a in self.axes]
 
-    pending = [(k, trial) for k, trial in enumerate(plan.trials) if not attempt(k, trial)]
-    while pending:  # trials other processes were training: wait for their results (or stale claims)
-        time.sleep(poll_seconds())
-        pending = [(k, trial) for k, trial in pending if not attempt(k, trial)]
-    counts.rows = [rows[k] for k in sorted(rows)]
-    store.save_sweep(definition)  # again: a concurrent sweep of the same name may have replaced it meanwhile
-    return counts
+    @property
+    def keys(self) -> list[str]:
+        """Run keys of the trials, in order, each once."""
+        return list(dict.fromkeys(t.key for t in self.trials))
+
+    def fixed_values(self, kind: str) -> dict:
+        """Values given on the command line and held fixed: kind "settings", "dataset_options" or "options"."""
+        return dict(self.fixed.get(kind, {}))
+
+    # -- the cache's JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (the cache stores it; it never imports this module)."""
+        return {
+            "name": self.name,
+            "model": self.model,
+            "dataset": self.dataset,
+            "axes": [{"name": a.name, "kind": a.kind, "values": list(a.values)} for a in self.axes],
+            "repeats": self.repeats,
+            "fixed": self.fixed,
+            "trials": [{"key": t.key, "values": dict(t.values), "repeat": t.repeat} for t in self.trials],
+            "command": self.command,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Study:
+        """Inverse of :meth:`to_dict`; definitions written before ``command`` existed load with ""."""
+        return cls(
+            name=d["name"],
+            model=d["model"],
+            dataset=d["dataset"],
+            axes=[Axis(a["name"], a["kind"], list(a["values"])) for a in d["axes"]],
+            trials=[StudyTrial(t["key"], dict(t["values"]), int(t.get("repeat", 0))) for t in d["trials"]],
+            fixed=dict(d.get("fixed") or {}),
+            repeats=int(d.get("repeats", 1)),
+            command=d.get("command") or "",
+        )
+
+    # -- labels -------------------------------------------------------------------------------------------
+    def label(self, values: dict, repeat: int | None = None) -> str:
+        """``lr=0.01, width=16`` (plus `` (seed 1)`` for a repeat when the study has repeats)."""
+        text = label(values)
+        return text + (f" (seed {repeat})" if self.repeats > 1 and repeat is not None else "")
+
+    def trial_labels(self, trials: pd.DataFrame) -> dict[str, str]:
+        """{run key: label} for the rows of :meth:`results` (typed values, as the tables show them)."""
+        axes = self.axis_names
+        return {r["key"]: self.label({a: r[a] for a in axes}, r["repeat"]) for r in trials.to_dict("records")}
+
+    # -- results ------------------------------------------------------------------------------------------
+    def results(self, runs: pd.DataFrame) -> pd.DataFrame:
+        """One row per trial whose run is among ``runs`` (``Store.runs()`` rows), in the study's order."""
+        found = {}
+        if len(runs):
+            found = {r["key"]: r for r in runs[runs["key"].isin(self.keys)].to_dict("records")}
+        rows = []
+        for order, trial in enumerate(self.trials):
+            run = found.get(trial.key)
+            if run is None:
+                continue
+            config = TrainConfig.from_json(run["config"])
+            row = {"order": order, "key": trial.key, "repeat": trial.repeat}
+            row.update({a.name: typed_value(config, a.name, a.kind) for a in self.axes})
+            row.update({m: _number(run.get(m)) for m in METRICS})
+            message = run.get("message")
+            row.update(status=run["status"], message=message if isinstance(message, str) else "")
+            rows.append(row)
+        return pd.DataFrame(
+            rows, columns=["order", "key", "repeat", *self.axis_names, *METRICS, "status", "message"]
+        )
+
+    def summary(self, runs: pd.DataFrame) -> Summary:
+        """The summary table (what `sweep` prints and `report` shows) with the best and the worst trial."""
+        axes = self.axis_names
+        trials = self.results(runs)
+        repeated = self.repeats > 1
+        columns = axes + METRICS + (["test_acc_std", "seeds"] if repeated else []) + ["status"]
+        if trials.empty:
+            return Summary(trials, [], columns)
+        groups = [g for _, g in trials.groupby(axes, sort=False, dropna=False)]
+        rows = [_combination_row(g, axes, repeated) for g in groups]
+        return Summary(trials, rows, columns, *_best_and_worst(groups))
+
+
+def _combination_row(group: pd.DataFrame, axes: list[str], repeated: bool) -> dict:
+    """Mean over the finished seeds (all seeds when none finished) of one value combination."""
+    first = group.iloc[0]
+    row = {a: first[a] for a in axes}
+    ok = group[group["status"] == "ok"]
+    for m in METRICS:
+        vals = (ok if len(ok) else group)[m].dropna()
+        row[m] = float(vals.mean()) if len(vals) else math.nan
+        if m in ("params", "trainable") and len(vals):
+            row[m] = int(vals.iloc[0])
+    if repeated:
+        row["test_acc_std"] = float(ok["test_acc"].std()) if len(ok) > 1 else math.nan
+        row["seeds"] = len(group)
+    statuses = group["status"].value_counts()
+    row["status"] = (
+        statuses.index[0] if len(statuses) == 1 else ", ".join(f"{n} {s}" for s, n in statuses.items())
+    )
+    return row
+
+
+def _best_and_worst(groups: list[pd.DataFrame]) -> tuple[int | None, int | None, str | None, str | None]:
+    """(best row, worst row, best key, worst key): the one rule for best and worst, see the module doc."""
+    scored = []
+    for i, g in enumerate(groups):
+        ok = g[(g["status"] == "ok") & g["best_val_acc"].notna()]
+        if len(ok):
+            scored.append((float(ok["best_val_acc"].mean()), i, ok))
+    if not scored:
+        return None, None, None, None
+    best = max(scored, key=lambda s: (s[0], -s[1]))  # ties: the earlier combination
+    worst = min(scored, key=lambda s: (s[0], -s[1]))  # ties: the later combination
+    best_key = best[2].sort_values(["best_val_acc", "order"], ascending=[False, True]).iloc[0]["key"]
+    worst_key = worst[2].sort_values(["best_val_acc", "order"], ascending=[True, False]).iloc[0]["key"]
+    return best[1], worst[1], best_key, (worst_key if worst_key != best_key else None)
+
+
+def _number(value):
+    """A runs cell as a number or NaN (absent columns and None read as NaN)."""
+    return math.nan if value is None else value
+
+
+def typed_value(config: TrainConfig, name: str, kind: str):
+    """The value an axis took in a resolved config (typed, unlike the command line's strings)."""
+    if kind == "option":
+        return getattr(config.options, name)
+    if kind == "setting":
+        return config.model_settings.get(name)
+    return config.dataset_options.get(name)
+
+
+def label(values: dict) -> str:
+    """``name=value, ...`` for a trial's axis values."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in values.items())

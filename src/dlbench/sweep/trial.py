@@ -1,11 +1,18 @@
-"""Join the engine and the cache: a config already in the cache costs nothing; otherwise train and store it.
+"""The one entry point for "a trial": train this config unless the cache already holds it, and store it.
+
+:func:`run_trial` takes only picklable arguments (a config and two folders) and returns a plain dict, so an
+executor can call it in another process or on another machine that sees the same cache folder.
+:func:`run_trial_here` is the same code for a caller that already holds a :class:`~dlbench.cache.Store` and
+wants more: a dataset loaded once for many trials, a progress callback, and ``wait=False`` (raise
+:class:`TrialBusy` instead of waiting while another process trains the run).
 
 Only the process holding a run's claim (``claims/<key>.claim``, see :mod:`dlbench.cache.claims`) trains it, so
-several processes sharing one cache never train the same run at the same time. A damaged or unsafe checkpoint
-is moved to quarantine with a one-line warning and the run starts over.
+several processes sharing one cache never train the same run at the same time. A checkpoint that cannot be
+resumed from (damaged, unsafe, or not fitting the model) is moved to quarantine with a one-line warning and the
+run starts over.
 
-Test hook: ``DLBENCH_TRAIN_LOG=<file>`` appends ``<pid> <key> start|end|busy <time>`` lines to that file, to
-count trainings across processes.
+Test hook: ``DLBENCH_TRAIN_LOG=<file>`` appends ``<pid> <key> start|end|busy|lost <time>`` lines to that file,
+to count trainings across processes.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dlbench.config import TrainConfig
 
 
 class TrialBusy(Exception):
-    """Another live process holds the claim of this run (raised by ``run_one(wait=False)``)."""
+    """Another live process holds the claim of this run (raised by ``run_trial_here(wait=False)``)."""
 
     def __init__(self, key: str, owner: dict | None = None):
         who = f"process {owner.get('pid')} on {owner.get('host')}" if owner else "another process"
@@ -51,7 +58,6 @@ def log_event(key: str, event: str) -> None:
 
 def check_checkpoint(store: Store, key: str) -> None:
     """Quarantine ``key``'s checkpoint, with a one-line CacheWarning, if it cannot be resumed from safely."""
-    from dlbench.cache.store import CacheWarning
     from dlbench.engine.checkpoint import CheckpointError, check_resume_state
 
     path = store.checkpoint_path(key)
@@ -60,16 +66,59 @@ def check_checkpoint(store: Store, key: str) -> None:
     try:
         check_resume_state(path)
     except CheckpointError as exc:
-        moved = store.quarantine(path)
-        reason = str(exc).split(" (", 1)[-1].split("; delete it")[0].rstrip(")")
-        warnings.warn(
-            f"checkpoint {path} cannot be resumed from ({reason}); moved it to {moved}; that run starts over",
-            CacheWarning,
-            stacklevel=2,
-        )
+        _set_aside(store, path, exc)
 
 
-def run_one(
+def _set_aside(store: Store, path: Path, exc: Exception) -> None:
+    """Move a checkpoint that cannot be resumed from to quarantine, saying so in one line."""
+    from dlbench.cache.store import CacheWarning
+
+    moved = store.quarantine(path)
+    reason = str(exc).split(" (", 1)[-1].split("; delete it")[0].rstrip(")")
+    warnings.warn(
+        f"checkpoint {path} cannot be resumed from ({reason}); moved it to {moved}; that run starts over",
+        CacheWarning,
+        stacklevel=3,
+    )
+
+
+def _train(config: TrainConfig, store: Store, data, data_dir: Path | None, callback):
+    """Train, resuming from the run's checkpoint; one that does not fit the model is set aside once."""
+    from dlbench.engine import train
+    from dlbench.engine.checkpoint import CheckpointError
+
+    path = store.checkpoint_path(config.key)
+    try:
+        return train(config, data, data_dir=data_dir, callback=callback, checkpoint_path=path)
+    except CheckpointError as exc:
+        if Path(exc.path).absolute() != path.absolute() or not path.exists():
+            raise  # another file (a --weights source, say): not ours to move
+        _set_aside(store, path, exc)
+    return train(config, data, data_dir=data_dir, callback=callback, checkpoint_path=path)
+
+
+def run_trial(
+    config: TrainConfig, cache_dir: str | Path, data_dir: str | Path | None = None, *, force: bool = False
+) -> dict:
+    """Train ``config`` unless the cache folder holds it; picklable, for executors in other processes.
+
+    Args:
+        config: The resolved config of the trial.
+        cache_dir: The cache folder (shared by every process of a study).
+        data_dir: Where datasets live (None: the default data folder).
+        force: Train again even if the cache holds the run.
+
+    Returns:
+        The run's ``runs`` row (a dict: key, status, message, summary metrics, ...) plus ``cached``: True when
+        the row came from the cache and nothing was trained.
+    """
+    row, cached = run_trial_here(
+        config, Store(Path(cache_dir)), data_dir=Path(data_dir) if data_dir is not None else None, force=force
+    )
+    return {**row, "cached": cached}
+
+
+def run_trial_here(
     config: TrainConfig,
     store: Store,
     *,
@@ -79,13 +128,16 @@ def run_one(
     data=None,
     wait: bool = True,
 ) -> tuple[dict, bool]:
-    """Return (runs row, cached?). An interrupted run resumes from its checkpoint; ``force`` starts over.
+    """:func:`run_trial` in this process: returns (runs row, cached?).
+
+    An interrupted run resumes from its checkpoint; ``force`` starts over. ``data`` is the loaded dataset when
+    the caller shares one between trials (None: the engine loads it); ``callback`` receives the engine's
+    progress events.
 
     If another live process is training this run, wait for it and return its result (``wait=True``), or raise
     :class:`TrialBusy` (``wait=False``) so a sweep can do its other trials first.
     """
     from dlbench.cache.claims import ClaimLost
-    from dlbench.engine import train
 
     key = config.key
     if not force and store.has(key):
@@ -118,9 +170,7 @@ def run_one(
                     callback(event, **kw)
 
             log_event(key, "start")
-            result = train(
-                config, data, data_dir=data_dir, callback=guarded, checkpoint_path=store.checkpoint_path(key)
-            )
+            result = _train(config, store, data, data_dir, guarded)
             claim.check()
             row = store.save(config, result)
             log_event(key, "end")

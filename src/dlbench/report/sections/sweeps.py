@@ -1,0 +1,141 @@
+"""One report section per study: what was swept and held fixed, the summary table with the best and the worst
+trial, the sweep's figures (the very figures `dlbench sweep` writes), test images, and the reproducing command."""
+
+from __future__ import annotations
+
+from dlbench.config import TrainConfig, train_option_defaults
+from dlbench.formatting import fmt_cell
+from dlbench.report.blocks import Command, FileNames, Heading, Image, P, Table
+from dlbench.report.collect import Chosen
+from dlbench.report.plots import draw_sweep
+from dlbench.report.sections.samples import samples
+from dlbench.settings import format_value
+from dlbench.sweep.study import Study, Summary
+
+IMPORTANT_OPTIONS = (
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "batch_size",
+    "epochs",
+    "label_smoothing",
+    "augment",
+    "normalize",
+    "val_split",
+    "seed",
+    "precision",
+)
+FIGURE_TEXT = {  # figure name -> (heading, file-name suffix, alt text)
+    "curves": ("Training curves", "curves", "training curves of"),
+    "grad_norms": ("Gradient norms", "grad-norms", "gradient norms of"),
+    "step_loss": ("Per-step training loss", "step-loss", "per-step loss of"),
+}
+
+
+def sweep_section(store, chosen: Chosen, runs: dict[str, dict], names: FileNames, data_dir, loaded) -> list:
+    """The blocks of one study; ``loaded`` caches test images between studies on the same dataset."""
+    study, summary = chosen.study, chosen.summary
+    blocks: list = [
+        Heading(2, f"Sweep {study.name}: {study.model} on {study.dataset}"),
+        P(_intro(study, summary)),
+    ]
+    blocks += [Heading(3, "Swept"), _swept(study)]
+    first = TrainConfig.from_json(runs[summary.trials["key"].iloc[0]]["config"])
+    blocks += [Heading(3, "Held fixed"), _held_fixed(study, first)]
+    blocks += [Heading(3, "Results"), Table(summary.columns, summary.rows, summary.best)]
+    blocks += _best_and_worst(study, summary)
+    drawing, pngs = draw_sweep(store, study, summary)
+    for name, png in pngs.items():
+        heading, suffix, alt = FIGURE_TEXT[name]
+        blocks += [
+            Heading(3, heading),
+            Image(names(study.name, suffix), png, f"{alt} {study.name}", drawing.note),
+        ]
+    blocks.append(Heading(3, "Best against worst on test images"))
+    blocks += samples(store, study, summary, runs, names, data_dir, loaded)
+    blocks.append(Heading(3, "Reproduce"))
+    if study.command:
+        blocks.append(Command(study.command))
+    else:
+        blocks.append(
+            P("The sweep definition records no command; each trial's own command is in `dlbench runs`.")
+        )
+    return blocks
+
+
+def _intro(study: Study, summary: Summary) -> str:
+    n, total = len(summary.trials), len(study.trials)
+    text = f"{n} trial{'s' * (n != 1)} of {study.model} on {study.dataset}"
+    if n < total:
+        text += f" ({total - n} more in the definition are not in this report: unfinished or filtered out)."
+    else:
+        text += "."
+    if study.repeats > 1:
+        text += f" Each value combination ran with {study.repeats} seeds: the table shows mean and std."
+    return text
+
+
+def _swept(study: Study) -> Table:
+    rows = [
+        {"parameter": a.name, "kind": a.kind, "values": ", ".join(map(str, a.values))} for a in study.axes
+    ]
+    return Table(["parameter", "kind", "values"], rows)
+
+
+def _held_fixed(study: Study, first: TrainConfig) -> Table:
+    """What was held fixed: given on the command line, or the resolved defaults of the first trial."""
+    axes = study.axis_names
+    rows = []
+    for kind, values, given in (
+        ("setting", first.model_settings, study.fixed_values("settings")),
+        ("dataset", first.dataset_options, study.fixed_values("dataset_options")),
+    ):
+        for k in sorted(values):
+            if k not in axes:
+                rows.append(_fixed_row(k, kind, values[k], k in given))
+    defaults = train_option_defaults()
+    given_opts = study.fixed_values("options")
+    for k in defaults:
+        if k in axes or k == "device":
+            continue
+        v = getattr(first.options, k)
+        if k in IMPORTANT_OPTIONS or k in given_opts or v != defaults[k]:
+            rows.append(_fixed_row(k, "option", v, k in given_opts))
+    rows.sort(key=lambda r: r["source"] != "given")  # what the user chose first; stable otherwise
+    rows.append({"name": "device", "kind": "run", "value": first.device_kind, "source": "resolved"})
+    return Table(["name", "kind", "value", "source"], rows)
+
+
+def _fixed_row(name: str, kind: str, value, given: bool) -> dict:
+    return {
+        "name": name,
+        "kind": kind,
+        "value": format_value(value),
+        "source": "given" if given else "default",
+    }
+
+
+def _best_and_worst(study: Study, summary: Summary) -> list:
+    """The best and the worst value combination (the rule is the study's, shared with the sweep's figures)."""
+    blocks = []
+    for word, index in (("Best", summary.best), ("Worst", summary.worst)):
+        if index is None or (word == "Worst" and index == summary.best):
+            continue
+        row = summary.rows[index]
+        blocks.append(
+            P(
+                f"{word} by validation accuracy: ",
+                ("bold", study.label({a: row[a] for a in study.axis_names})),
+                f" (best_val_acc {fmt_cell(row['best_val_acc'], 'acc')}, "
+                f"test_acc {fmt_cell(row['test_acc'], 'acc')}).",
+            )
+        )
+    failed = summary.trials[summary.trials["status"] != "ok"]
+    for r in failed.to_dict("records"):
+        what = study.label({a: r[a] for a in study.axis_names}, r["repeat"])
+        blocks.append(
+            P(f"Trial {what}: {r['status']}" + (f" ({r['message']})" if r.get("message") else "") + ".")
+        )
+    return blocks

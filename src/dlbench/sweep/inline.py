@@ -1,0 +1,109 @@
+"""The inline executor: run a planned sweep's trials one after another in this process.
+
+Each trial goes through the one trial entry point (:func:`dlbench.sweep.trial.run_trial_here`): cached trials
+cost nothing, interrupted ones resume, failures are rows. Several processes may run overlapping sweeps on one
+cache: a trial another process is training is skipped and come back to after this process's other trials
+(polling until that process stores it, or until its claim goes stale and this process takes it over), so the
+sweep's table is always complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlbench.cache import Store
+from dlbench.errors import DlbenchError
+from dlbench.sweep.grid import SweepPlan, Trial
+from dlbench.sweep.trial import TrialBusy, poll_seconds, run_trial_here
+
+
+class TrialFailed(DlbenchError):
+    """--fail-fast: a trial diverged or ran out of memory."""
+
+
+@dataclass
+class SweepCounts:
+    total: int
+    cached: int = 0
+    done: int = 0
+    failed: int = 0
+    rows: list[dict] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"{self.cached} cached, {self.done} trained, {self.failed} failed"
+
+    def add(self, row: dict, cached: bool) -> None:
+        self.cached += cached
+        self.done += not cached and row["status"] == "ok"
+        self.failed += row["status"] != "ok"
+
+
+class _Datasets:
+    """One load per dataset config, shared by the trials that need training (cached ones need none)."""
+
+    def __init__(self, data_dir: Path | None):
+        self.data_dir = data_dir
+        self.loaded: dict[str, object] = {}
+
+    def for_config(self, cfg):
+        key = f"{cfg.dataset}:{sorted(cfg.dataset_options.items())}"
+        if key not in self.loaded:
+            from dlbench.data import get_dataset
+
+            self.loaded[key] = get_dataset(cfg.dataset).load(self.data_dir, cfg.dataset_options)
+        return self.loaded[key]
+
+
+def run_sweep(
+    plan: SweepPlan,
+    store: Store,
+    *,
+    data_dir: Path | None = None,
+    force: bool = False,
+    fail_fast: bool = False,
+    on_trial: Callable[[int, Trial, SweepCounts], Callable | None] | None = None,
+    command: str = "",
+) -> SweepCounts:
+    """Train every trial not in the cache. ``on_trial(k, trial, counts)`` may return an engine callback.
+
+    Raises:
+        TrialFailed: ``fail_fast`` and a trial diverged or ran out of memory.
+    """
+    store.check_writable()
+    study = plan.study(command).to_dict()
+    store.save_sweep(study)  # first, so a killed sweep is still known to `report`
+    store.clean_tmp()
+    counts = SweepCounts(len(plan.trials))
+    datasets = _Datasets(data_dir)
+    rows: dict[int, dict] = {}
+
+    def attempt(k: int, trial: Trial) -> bool:
+        """Run (or fetch) one trial; False if another live process is training it now."""
+        callback = on_trial(k, trial, counts) if on_trial else None
+        cfg = trial.config
+        data = datasets.for_config(cfg) if force or not store.has(cfg.key) else None
+        try:
+            row, cached = run_trial_here(
+                cfg, store, data_dir=data_dir, force=force, callback=callback, data=data, wait=False
+            )
+        except TrialBusy:
+            return False
+        counts.add(row, cached)
+        rows[k] = row
+        if fail_fast and row["status"] != "ok":
+            raise TrialFailed(
+                f"trial {k + 1} of {counts.total} ({row['status']}): {row['message']}; "
+                "rerun without --fail-fast to record it and go on"
+            )
+        return True
+
+    pending = [(k, trial) for k, trial in enumerate(plan.trials) if not attempt(k, trial)]
+    while pending:  # trials other processes were training: wait for their results (or stale claims)
+        time.sleep(poll_seconds())
+        pending = [(k, trial) for k, trial in pending if not attempt(k, trial)]
+    counts.rows = [rows[k] for k in sorted(rows)]
+    store.save_sweep(study)  # again: a concurrent sweep of the same name may have replaced it meanwhile
+    return counts
