@@ -63,9 +63,9 @@ def test_count_params_json_and_grid(cli):
 def test_count_params_layer_breakdown(cli):
     res = cli("count-params", "resnet18", "--dataset", "cifar10", "--depth", "1", "--format", "json")
     assert res.code == 0, res
-    decoder = json.JSONDecoder()
-    totals, end = decoder.raw_decode(res.out)  # two JSON documents: the count, then the layers
-    layers, _ = decoder.raw_decode(res.out[end:].lstrip())
+    doc = json.loads(res.out)  # one JSON document: the count and the layers as fields
+    assert set(doc) == {"counts", "layers"}
+    totals, layers = doc["counts"], doc["layers"]
     assert totals[0]["params"] == 11_173_962
     by_name = {r["layer"]: r for r in layers}
     assert by_name["fc"]["params"] == 512 * 10 + 10 and by_name["fc"]["output"] == "10"

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from dlbench.cli._options import DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
-from dlbench.cli._output import Format, out, render_rows
+from dlbench.cli._output import Format, Output, Table
 
 
 def count_params(
@@ -44,9 +44,8 @@ def count_params(
         row.update(params=total, trainable=trainable, macs=count_macs(net, shape))
         rows.append(row)
     title = f"{model} on {ds_name} ({'x'.join(map(str, shape))}, {classes} classes)"
-    render_rows(rows, fmt=fmt, title=title)
+    tables = [Table(rows, title=title, name="counts")]
     if depth:
-        layers = layer_summary(net, shape, depth)
         layer_rows = [
             {
                 "layer": r.name,
@@ -54,8 +53,7 @@ def count_params(
                 "output": "x".join(map(str, r.output_shape or ())) or "-",
                 "params": r.params,
             }
-            for r in layers
+            for r in layer_summary(net, shape, depth)
         ]
-        if fmt == Format.table:
-            out.print()
-        render_rows(layer_rows, fmt=fmt, title=f"Layers of {model} (depth {depth})")
+        tables.append(Table(layer_rows, title=f"Layers of {model} (depth {depth})", name="layers"))
+    Output(fmt).tables(*tables)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from dlbench.cli._options import DataDirOpt, FormatOpt, SetOpt
-from dlbench.cli._output import Format, out, print_json, render_rows
+from dlbench.cli._output import Format, Output, Table
 
 
 def solve_depth(
@@ -45,20 +45,16 @@ def solve_depth(
         tsettings = {k: v[0] for k, v in parse_assignments(target_sets, allow_lists=False).items()}
         target = count_parameters(build_meta(tspec, shape, classes, tsettings), bias=not no_bias)[0]
     sol = run_solve(model, key, target, shape, classes, settings, bias=not no_bias, minimum=minimum)
-    if fmt == Format.json:
-        print_json(
-            {
-                "setting": sol.setting,
-                "value": sol.value,
-                "params": sol.params,
-                "target": sol.target,
-                "rel_diff": sol.rel_diff,
-                "neighbours": [vars(c) for c in sol.below + sol.above],
-                "dataset": ds_name,
-                "bias": not no_bias,
-            }
-        )
-        return
+    result = {
+        "setting": sol.setting,
+        "value": sol.value,
+        "params": sol.params,
+        "target": sol.target,
+        "rel_diff": sol.rel_diff,
+        "neighbours": [vars(c) for c in sol.below + sol.above],
+        "dataset": ds_name,
+        "bias": not no_bias,
+    }
     rows = [
         {
             key: c.value,
@@ -69,11 +65,12 @@ def solve_depth(
         }
         for c in sol.below + [sol] + sol.above
     ]
-    if fmt == Format.table:
-        what = f"{target_model} ({target:,} parameters)" if target_model else f"{target:,} parameters"
-        counted = "weights only" if no_bias else "weights and biases"
-        out.print(
-            f"[bold]{model}[/] on {ds_name}: {key} = [bold green]{sol.value}[/] gives {sol.params:,} parameters, "
-            f"{sol.rel_diff:+.2%} from {what} ({counted}; {sol.evaluations} models counted)"
-        )
-    render_rows(rows, fmt=fmt, highlight=len(sol.below))
+    what = f"{target_model} ({target:,} parameters)" if target_model else f"{target:,} parameters"
+    counted = "weights only" if no_bias else "weights and biases"
+    output = Output(fmt)
+    output.note(
+        f"[bold]{model}[/] on {ds_name}: {key} = [bold green]{sol.value}[/] gives {sol.params:,} parameters, "
+        f"{sol.rel_diff:+.2%} from {what} ({counted}; {sol.evaluations} models counted)",
+        markup=True,
+    )
+    output.result(result, Table(rows, highlight=len(sol.below)))
