@@ -72,6 +72,18 @@ def test_count_params_layer_breakdown(cli):
     assert sum(r["params"] for r in layers) == 11_173_962  # the top-level layers add up to the whole
 
 
+def test_count_params_breakdown_is_one_document_in_every_machine_format(cli):
+    args = ["count-params", "mlp", "--depth", "1", "--format"]
+    rows = list(
+        csv.DictReader(io.StringIO(cli(*args, "csv").out))
+    )  # one CSV: a `table` column tells them apart
+    assert rows[0]["table"] == "counts" and int(rows[0]["params"]) == 269_322
+    layers = {r["layer"]: int(r["params"]) for r in rows[1:]}
+    assert {r["table"] for r in rows[1:]} == {"layers"} and layers["head"] == 256 * 10 + 10
+    markdown = cli(*args, "markdown").out
+    assert markdown.count("### ") == 2 and "| layer | type | output | params |" in markdown
+
+
 def test_count_tv_model_defaults_to_imagenet_shape(cli):
     res = cli("count-params", "tv:vgg16", "--format", "json")
     assert json.loads(res.out)[0]["params"] == 138_357_544
