@@ -12,6 +12,8 @@ import sys
 
 import torch
 
+from dlbench.analysis.recorded_figures import figures
+from dlbench.cache import Store
 from dlbench.config import resolve_config
 from dlbench.data import get_dataset
 from dlbench.models import create_model
@@ -86,9 +88,7 @@ def test_figure_commands_run_dlbench_not_the_injection(cli, tmp_path):
     eq = cli("equivariance", "--layer", "conv", "--dataset", "shapes", *TINY, "--images", "4",
              "--out", tmp_path / HOSTILE / "eq.png", "--format", "json")  # fmt: skip
     assert eq.code == 0, eq
-    from dlbench.analysis.figures import list_figures
-
-    figs = list_figures(tmp_path / "cache")
+    figs = figures(Store(tmp_path / "cache"))
     assert command in figs["command"].tolist() and len(figs) == 2
 
     run, log = _shell(tmp_path)
@@ -97,4 +97,4 @@ def test_figure_commands_run_dlbench_not_the_injection(cli, tmp_path):
         proc = run(line)
         assert proc.returncode == 0, proc.stderr
         assert path in log.read_text().splitlines() and os.path.exists(path)  # written again, same place
-    assert len(list_figures(tmp_path / "cache")) == 2  # the same two rows, replaced
+    assert len(figures(Store(tmp_path / "cache"))) == 2  # the same two rows, replaced

@@ -11,7 +11,6 @@ import shlex
 import pytest
 
 from dlbench.analysis.equivariance_views import Measurement, RandomLayer, measure_equivariance
-from dlbench.analysis.figures import list_figures
 from dlbench.analysis.kernel_views import (
     KernelView,
     figure_name,
@@ -20,6 +19,7 @@ from dlbench.analysis.kernel_views import (
     visualize_kernels,
 )
 from dlbench.analysis.model_source import ModelSource, default_dataset, load_model, source_args
+from dlbench.analysis.recorded_figures import figures
 from dlbench.cache import Store
 from dlbench.commandline import CommandLine
 from dlbench.errors import RunNotFoundError, UsageError
@@ -74,7 +74,7 @@ def test_visualize_kernels_draws_records_and_reproduces(tmp_path):
     out = tmp_path / HOSTILE / "k.png"
     result = visualize_kernels(_untrained(), KernelView(max_units=4), out=out, cache_dir=tmp_path / "cache")
     assert out.exists() and result.figure.path == out and result.figure.meta["shown"] == 4
-    figs = list_figures(tmp_path / "cache")
+    figs = figures(Store(tmp_path / "cache"))
     assert figs["path"].tolist() == [str(out)] and figs["command"][0] == result.figure.command
     args = shlex.split(result.figure.command)
     assert args[:3] == ["dlbench", "visualize-kernels", "--untrained"] and args[
@@ -99,7 +99,7 @@ def test_equivariance_of_a_random_layer_is_recorded_with_its_command(tmp_path):
     args = shlex.split(result.figure.command)
     assert args[args.index("--out") + 1] == str(out) and "--symmetric" in args
     assert args[args.index("--transform") + 1] == "shift,rot90" and "--stride" not in args
-    assert list_figures(tmp_path / "cache")["command"].tolist() == [result.figure.command]
+    assert figures(Store(tmp_path / "cache"))["command"].tolist() == [result.figure.command]
     assert result.as_dict()["figure"] == str(out)
     again = measure_equivariance(
         target, how, figure=False, cache_dir=tmp_path / "cache", data_dir=tmp_path / "data"

@@ -1,5 +1,6 @@
 """Figures written by the look-inside commands, with the command that writes each again, recorded in the cache's
-figure index so that `report` can include them. ``record`` is the one call into the index."""
+figure index so that `report` can include them. ``default_folder``, ``record`` and ``figures`` are the only
+calls from analysis into the index."""
 
 from __future__ import annotations
 
@@ -40,3 +41,10 @@ def record(store, figure: FigureRecord) -> None:
     from dlbench.analysis.figures import record_figure
 
     record_figure(store.root, figure.kind, figure.path, figure.title, figure.command, figure.meta)
+
+
+def figures(store, kind: str | None = None):
+    """The recorded figures (a DataFrame, oldest first), optionally of one ``kind``."""
+    from dlbench.analysis.figures import list_figures
+
+    return list_figures(store.root, kind)
