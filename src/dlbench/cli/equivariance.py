@@ -80,26 +80,26 @@ def equivariance(
         )
     else:
         target = RandomLayer(
-            layer or "conv",
-            kernel_size,
-            channels,
-            padding,
-            symmetric,
-            depth,
-            stride,
-            seed,
-            margin,
-            dataset,
-            ds_opts,
+            layer=layer or "conv",
+            kernel_size=kernel_size,
+            channels=channels,
+            padding=padding,
+            symmetric=symmetric,
+            depth=depth,
+            stride=stride,
+            seed=seed,
+            margin=margin,
+            dataset=dataset,
+            dataset_options=ds_opts,
         )
-    how = Measurement(transform, shift, images, per_layer, sample)
+    how = Measurement(transform=transform, shift=shift, images=images, per_layer=per_layer, sample=sample)
     result = measure_equivariance(
         target, how, figure=not no_figure, out=out_path, cache_dir=cache_dir, data_dir=data_dir
     )
-    show(Output(fmt), result)
+    _show(Output(fmt), result)
 
 
-def show(output: Output, result) -> None:
+def _show(output: Output, result) -> None:
     """Errors per transform, errors after each layer, and how to read them."""
     report = result.report
     for note in report.notes:

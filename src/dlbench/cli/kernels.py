@@ -75,7 +75,16 @@ def visualize_kernels(
         seed=int(train_opts.get("seed", 0)),
         train_options=train_opts,
     )
-    view = KernelView(layer, norm, channels, max_units, show_maps, sample, image, save_array)
+    view = KernelView(
+        layer=layer,
+        norm=norm,
+        channels=channels,
+        max_units=max_units,
+        feature_maps=show_maps,
+        sample=sample,
+        image=image,
+        save_array=save_array,
+    )
     result = draw_view(source, view, out=out_path, cache_dir=cache_dir, data_dir=data_dir)
 
     output = Output(fmt)
