@@ -63,13 +63,25 @@ def test_count_params_json_and_grid(cli):
 def test_count_params_layer_breakdown(cli):
     res = cli("count-params", "resnet18", "--dataset", "cifar10", "--depth", "1", "--format", "json")
     assert res.code == 0, res
-    decoder = json.JSONDecoder()
-    totals, end = decoder.raw_decode(res.out)  # two JSON documents: the count, then the layers
-    layers, _ = decoder.raw_decode(res.out[end:].lstrip())
+    doc = json.loads(res.out)  # one JSON document: the count and the layers as fields
+    assert set(doc) == {"counts", "layers"}
+    totals, layers = doc["counts"], doc["layers"]
     assert totals[0]["params"] == 11_173_962
     by_name = {r["layer"]: r for r in layers}
     assert by_name["fc"]["params"] == 512 * 10 + 10 and by_name["fc"]["output"] == "10"
     assert sum(r["params"] for r in layers) == 11_173_962  # the top-level layers add up to the whole
+
+
+def test_count_params_breakdown_is_one_document_in_every_machine_format(cli):
+    args = ["count-params", "mlp", "--depth", "1", "--format"]
+    rows = list(
+        csv.DictReader(io.StringIO(cli(*args, "csv").out))
+    )  # one CSV: a `table` column tells them apart
+    assert rows[0]["table"] == "counts" and int(rows[0]["params"]) == 269_322
+    layers = {r["layer"]: int(r["params"]) for r in rows[1:]}
+    assert {r["table"] for r in rows[1:]} == {"layers"} and layers["head"] == 256 * 10 + 10
+    markdown = cli(*args, "markdown").out
+    assert markdown.count("### ") == 2 and "| layer | type | output | params |" in markdown
 
 
 def test_count_tv_model_defaults_to_imagenet_shape(cli):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -185,7 +187,12 @@ def test_train_cli_json_then_cache_hit(cli):
     assert second["cached"] is True and second["key"] == first["key"]
     listing = json.loads(cli("runs", "--format", "json").out)
     assert [r["key"] for r in listing] == [first["key"]]
-    assert cli("runs", "show", first["key"][:6]).code == 0
+    show = cli("runs", "show", first["key"][:6])
+    assert show.code == 0 and f"reproduce: {first['command']}" in show.out
+    as_csv = cli(*args[:-1], "csv")  # one CSV document: the summary, with the run key
+    summary = {r["metric"]: r["value"] for r in csv.DictReader(io.StringIO(as_csv.out))}
+    assert summary["key"] == first["key"] and float(summary["test_acc"]) == first["test_acc"]
+    assert "reproduce: " in as_csv.err and "reproduce: " not in as_csv.out
     assert cli("runs", "rm", first["key"]).code == 0
     assert json.loads(cli("runs", "--format", "json").out) == []
 

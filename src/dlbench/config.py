@@ -222,19 +222,21 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def command(self) -> str:
-        """The shortest `dlbench train` command line that reproduces this run (non-default values only)."""
+        """The shortest `dlbench train` command line that reproduces this run (non-default values only), every
+        value shell-quoted so that pasting it into a shell runs exactly this command."""
+        from dlbench.commandline import CommandLine
         from dlbench.data import get_dataset
         from dlbench.models import get_model_spec
 
-        parts = ["dlbench train", f"--model {self.model}", f"--dataset {self.dataset}"]
+        cmd = CommandLine("train").opt("--model", self.model).opt("--dataset", self.dataset)
         model_defaults = get_model_spec(self.model).defaults
         for k, v in sorted(self.model_settings.items()):
             if k not in model_defaults or model_defaults[k] != v:
-                parts.append(f"--set {k}={format_value(v)}")
+                cmd.opt("--set", f"{k}={format_value(v)}")
         data_defaults = get_dataset(self.dataset).defaults
         for k, v in sorted(self.dataset_options.items()):
             if data_defaults.get(k) != v:
-                parts.append(f"--dataset-opt {k}={format_value(v)}")
+                cmd.opt("--dataset-opt", f"{k}={format_value(v)}")
         defaults = train_option_defaults()
         auto_precision = "bf16" if self.device_kind == "cuda" else "fp32"
         for k in TRAIN_OPTION_NAMES:
@@ -243,13 +245,14 @@ class TrainConfig:
                 continue
             if (k == "weights" and self.options.from_run) or (k == "init" and self.options.weights):
                 continue  # --from-run resolves to its weights path; --weights implies --init pretrained
-            flag = k.replace("_", "-")
-            parts.append(
-                f"--{flag}" if v is True else f"--no-{flag}" if v is False else f"--{flag} {format_value(v)}"
-            )
+            flag = "--" + k.replace("_", "-")
+            if isinstance(v, bool):
+                cmd.flag(flag if v else "--no-" + flag[2:])
+            else:
+                cmd.opt(flag, format_value(v))
         if self.device_kind != "cpu":
-            parts.append(f"--device {self.device_kind}")
-        return " ".join(parts)
+            cmd.opt("--device", self.device_kind)
+        return cmd.text
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:

@@ -53,7 +53,3 @@ class CacheError(DlbenchError):
 
 class RunNotFoundError(UsageError):
     """No cached run matches the given key."""
-
-
-def suggest(name: str, choices) -> list[str]:
-    return difflib.get_close_matches(name, sorted(choices), n=3, cutoff=0.5)

@@ -33,7 +33,6 @@ from torch import nn
 from dlbench.errors import InvalidSettingError, UsageError
 
 TRANSFORM_KINDS = ("shift", "rot90", "rotate", "hflip", "brightness", "contrast")
-DEFAULT_TRANSFORMS = "shift,rot90,rotate:45,hflip,brightness:1.5,contrast:0.5"
 LAYERS = ("conv", "pool", "mlp", "stack")
 PADDINGS = ("zero", "circular")
 

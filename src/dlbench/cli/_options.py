@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from dlbench.cli._output import Format
@@ -25,7 +23,3 @@ CacheDirOpt = typer.Option(
     None, "--cache-dir", envvar="DLBENCH_HOME", help="Folder for cached results.", show_default=False
 )
 FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output format.")
-
-
-def path_or_none(p: Path | None) -> Path | None:
-    return Path(p) if p else None

@@ -1,5 +1,10 @@
-"""All rendering: rich tables for people, CSV/JSON/Markdown for programs. Results go to stdout,
-progress and diagnostics to stderr."""
+"""All rendering goes through one ``Output``: rich tables for people, CSV/JSON/Markdown for programs.
+
+``--format`` is resolved once, when a command builds its ``Output``; commands then say *what* they show
+(``table``, ``result``, ``note``, ``warning``) and never branch on the format themselves. Every machine format
+prints exactly one document on stdout; lines meant for people go to stdout in table format and to stderr
+otherwise, so ``dlbench ... -f json | jq`` always parses.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,17 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Table as RichTable
 
 from dlbench.formatting import fmt_cell, markdown_table
 
 # When piped (CI logs, files), rich would assume 80 columns and squeeze the tables: give them room.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 class Format(str, Enum):
@@ -26,6 +32,132 @@ class Format(str, Enum):
     csv = "csv"
     json = "json"
     markdown = "markdown"
+
+
+@dataclass
+class Table:
+    """Rows (dicts) to show, in ``columns`` order (default: the first row's keys)."""
+
+    rows: Sequence[dict]
+    columns: Sequence[str] | None = None
+    title: str | None = None
+    highlight: int | None = None  # a row index shown in bold green (the best)
+    name: str = "rows"  # the field holding this table when several make one JSON document
+
+    def column_names(self) -> list[str]:
+        return list(self.columns or (self.rows[0].keys() if self.rows else []))
+
+
+class Output:
+    """The chosen ``--format``, resolved once; every line a command prints goes through here."""
+
+    def __init__(self, fmt: Format | str = Format.table):
+        self.format = Format(fmt)
+        self._tables_shown = 0
+
+    @property
+    def for_people(self) -> bool:
+        return self.format is Format.table
+
+    def table(self, rows: Sequence[dict], columns: Sequence[str] | None = None, **kw) -> None:
+        """One table as the command's result, in the chosen format (keywords: ``title``, ``highlight``)."""
+        self.tables(Table(rows, columns, **kw))
+
+    def tables(self, *tables: Table) -> None:
+        """Several tables as ONE document: a JSON object with a field per table (``Table.name``), one CSV with
+        a leading ``table`` column, Markdown tables under ``###`` headings; in table format, one after another."""
+        if len(tables) == 1 and not self.for_people:
+            self._write(_render(tables[0], self.format))
+        elif self.format is Format.json:
+            self._write(_dumps({t.name: [_record(t, r) for r in t.rows] for t in tables}))
+        elif self.format is Format.csv:
+            merged = Table([{"table": t.name, **r} for t in tables for r in t.rows], _union(tables))
+            self._write(_render(merged, Format.csv))
+        elif self.format is Format.markdown:
+            self._write(
+                "\n\n".join(
+                    f"### {t.title or t.name}\n\n{_render(t, Format.markdown).rstrip()}" for t in tables
+                )
+            )
+        else:
+            for t in tables:
+                if self._tables_shown:
+                    out.print()
+                out.print(_rich_table(t))
+                self._tables_shown += 1
+
+    def detail(self, rows: Sequence[dict], columns: Sequence[str] | None = None, **kw) -> None:
+        """A table for people only (table format): machine formats leave it out, their result carries the facts."""
+        if self.for_people:
+            self.tables(Table(rows, columns, **kw))
+
+    def result(self, obj: dict, *tables: Table, lines: Sequence[str] = ()) -> None:
+        """The command's result: ``obj`` as one JSON document; in the other formats ``tables`` (as one
+        document) and then the plain ``lines`` (paths, printed verbatim)."""
+        if self.format is Format.json:
+            self._write(_dumps(obj))
+            return
+        if tables:
+            self.tables(*tables)
+        for line in lines:
+            out.out(line, highlight=False)
+
+    def note(self, text: str, *, markup: bool = False) -> None:
+        """A line for people: stdout in table format, stderr otherwise. ``markup``: rich ``[bold]`` tags."""
+        console = out if self.for_people else err
+        if markup:
+            console.print(text, highlight=False)
+        else:
+            console.out(text, highlight=False)  # verbatim: a path or a command must come out as it is
+
+    def warning(self, text: str) -> None:
+        """Something the user should know about the result (``note: ...``), always on stderr."""
+        err.out(f"note: {text}", highlight=False)
+
+    @staticmethod
+    def _write(text: str) -> None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _render(t: Table, fmt: Format) -> str:
+    columns = t.column_names()
+    if fmt is Format.json:
+        return _dumps([_record(t, r) for r in t.rows])
+    if fmt is Format.markdown:
+        return markdown_table(t.rows, columns)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for r in t.rows:
+        writer.writerow(["/".join(map(str, v)) if isinstance(v, list) else v for v in _record(t, r).values()])
+    return buf.getvalue()
+
+
+def _rich_table(t: Table) -> RichTable:
+    columns = t.column_names()
+    table = RichTable(title=t.title, title_justify="left", header_style="bold")
+    for c in columns:
+        table.add_column(c, justify="right" if _numeric(t.rows, c) else "left")
+    for i, r in enumerate(t.rows):
+        table.add_row(
+            *[fmt_cell(r.get(c), c) for c in columns], style="bold green" if i == t.highlight else None
+        )
+    return table
+
+
+def _record(t: Table, row: dict) -> dict:
+    return {c: _plain(row.get(c)) for c in t.column_names()}
+
+
+def _union(tables: Sequence[Table]) -> list[str]:
+    columns = ["table"]
+    for t in tables:
+        columns += [c for c in t.column_names() if c not in columns]
+    return columns
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, indent=2, default=_plain)
 
 
 def _plain(value):
@@ -38,47 +170,11 @@ def _plain(value):
     return value
 
 
-def render_rows(
-    rows: Sequence[dict],
-    columns: Sequence[str] | None = None,
-    fmt: Format | str = Format.table,
-    title: str | None = None,
-    highlight: int | None = None,
-) -> None:
-    """Print ``rows`` (dicts) in the chosen format; ``highlight`` marks one row index (the best)."""
-    fmt = Format(fmt)
-    columns = list(columns or (rows[0].keys() if rows else []))
-    if fmt is Format.json:
-        sys.stdout.write(json.dumps([{c: _plain(r.get(c)) for c in columns} for r in rows], indent=2) + "\n")
-    elif fmt is Format.csv:
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow(
-                [
-                    "/".join(map(str, v)) if isinstance(v, tuple | list) else v
-                    for v in (_plain(r.get(c)) for c in columns)
-                ]
-            )
-        sys.stdout.write(buf.getvalue())
-    elif fmt is Format.markdown:
-        sys.stdout.write(markdown_table(rows, columns) + "\n")
-    else:
-        table = Table(title=title, title_justify="left", header_style="bold")
-        for c in columns:
-            table.add_column(c, justify="right" if _numeric(rows, c) else "left")
-        for i, r in enumerate(rows):
-            table.add_row(
-                *[fmt_cell(r.get(c), c) for c in columns], style="bold green" if i == highlight else None
-            )
-        out.print(table)
-
-
-def print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=_plain) + "\n")
-
-
 def _numeric(rows, column) -> bool:
     vals = [r.get(column) for r in rows if r.get(column) is not None]
     return bool(vals) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
+
+
+def render_rows(rows, columns=None, fmt: Format | str = Format.table, title=None, highlight=None) -> None:
+    """Old entry point kept for `sweep` and `report` until their rewrite moves them onto ``Output``."""
+    Output(fmt).table(rows, columns, title=title, highlight=highlight)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import typer
 
 from dlbench.cli._options import DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
-from dlbench.cli._output import Format, out, render_rows
+from dlbench.cli._output import Format, Output, Table
 
 
 def count_params(
@@ -22,40 +21,15 @@ def count_params(
     fmt: Format = FormatOpt,
 ) -> None:
     """Count parameters and multiply-accumulates per image without allocating any weights."""
-    from dlbench.analysis.params import build_meta, count_macs, count_parameters, input_for, layer_summary
-    from dlbench.errors import UsageError
-    from dlbench.models import get_model_spec
+    from dlbench.analysis.count_tables import count_table
+    from dlbench.cli.train import single_values
     from dlbench.settings import parse_assignments
 
-    spec = get_model_spec(model)
     grid = parse_assignments(sets)
-    shape, classes, ds_name = input_for(spec, dataset, data_dir, parse_assignments(dataset_opts, False))
-    keys = list(grid)
-    combos = list(itertools.product(*grid.values())) if grid else [()]
-    if depth and len(combos) > 1:
-        raise UsageError("--depth prints one model's layers: give one value per setting")
-    rows = []
-    for combo in combos:
-        settings = dict(zip(keys, combo, strict=True))
-        resolved = spec.resolve(settings)
-        net = build_meta(spec, shape, classes, resolved)
-        total, trainable = count_parameters(net, bias=not no_bias)
-        row = {k: resolved[k] for k in keys}
-        row.update(params=total, trainable=trainable, macs=count_macs(net, shape))
-        rows.append(row)
-    title = f"{model} on {ds_name} ({'x'.join(map(str, shape))}, {classes} classes)"
-    render_rows(rows, fmt=fmt, title=title)
+    table = count_table(
+        model, dataset, grid, single_values(dataset_opts), depth=depth, bias=not no_bias, data_dir=data_dir
+    )
+    tables = [Table(table.rows, table.columns, title=table.title, name="counts")]
     if depth:
-        layers = layer_summary(net, shape, depth)
-        layer_rows = [
-            {
-                "layer": r.name,
-                "type": r.type,
-                "output": "x".join(map(str, r.output_shape or ())) or "-",
-                "params": r.params,
-            }
-            for r in layers
-        ]
-        if fmt == Format.table:
-            out.print()
-        render_rows(layer_rows, fmt=fmt, title=f"Layers of {model} (depth {depth})")
+        tables.append(Table(table.layers, title=table.layers_title, name="layers"))
+    Output(fmt).tables(*tables)

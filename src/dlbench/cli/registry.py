@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from dlbench.cli._options import DataDirOpt, FormatOpt
-from dlbench.cli._output import Format, err, render_rows
+from dlbench.cli._output import Format, Output
 
 
 def models(
@@ -35,9 +35,10 @@ def models(
                 "params": total,
             }
         )
-    render_rows(rows, fmt=fmt, title="Models (parameters at defaults on the default dataset)")
-    if not pattern and fmt == Format.table:
-        err.print(
+    output = Output(fmt)
+    output.table(rows, title="Models (parameters at defaults on the default dataset)")
+    if not pattern:
+        output.note(
             "Every torchvision classifier is also available as tv:NAME; list them with `dlbench models tv:`."
         )
 
@@ -62,4 +63,4 @@ def datasets(data_dir: Path = DataDirOpt, fmt: Format = FormatOpt) -> None:
                 "present": spec.present(root),
             }
         )
-    render_rows(rows, fmt=fmt, title=f"Datasets in {root}")
+    Output(fmt).table(rows, title=f"Datasets in {root}")

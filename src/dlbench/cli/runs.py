@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from dlbench.cli._options import CacheDirOpt, FormatOpt
-from dlbench.cli._output import Format, err, render_rows
+from dlbench.cli._output import Format, Output, err
 
 app = typer.Typer(help="List, show and remove cached runs.", no_args_is_help=False, add_completion=False)
 
@@ -53,7 +53,7 @@ def runs(
     store = _store(cache_dir)
     df = store.runs(model=model, dataset=dataset, status=status)
     rows = df.reindex(columns=LIST_COLUMNS).to_dict("records")
-    render_rows(rows, LIST_COLUMNS, fmt=fmt, title=f"{len(rows)} cached runs in {store.root}")
+    Output(fmt).table(rows, LIST_COLUMNS, title=f"{len(rows)} cached runs in {store.root}")
 
 
 @app.command("show")
@@ -63,15 +63,10 @@ def show(
     fmt: Format = FormatOpt,
 ) -> None:
     """Show one run: its epochs, summary and the command that reproduces it."""
-    from dlbench.cli._output import print_json
     from dlbench.cli.train import record, show_run
 
     store = _store(cache_dir)
-    rec = record(store.get(key), cached=True)
-    if fmt == Format.json:
-        print_json(rec)
-    else:
-        show_run(store, rec, fmt)
+    show_run(Output(fmt), store, record(store.get(key), cached=True))
 
 
 @app.command("rm")

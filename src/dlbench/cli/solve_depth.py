@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from dlbench.cli._options import DataDirOpt, FormatOpt, SetOpt
-from dlbench.cli._output import Format, out, print_json, render_rows
+from dlbench.cli._output import Format, Output, Table
 
 
 def solve_depth(
@@ -28,56 +28,21 @@ def solve_depth(
     fmt: Format = FormatOpt,
 ) -> None:
     """Find the value of one setting whose parameter count is closest to a target."""
-    from dlbench.analysis.params import build_meta, count_parameters, input_for
-    from dlbench.analysis.solve import solve as run_solve
-    from dlbench.errors import UsageError
-    from dlbench.models import get_model_spec
-    from dlbench.settings import canon_key, parse_assignments
+    from dlbench.analysis.count_tables import solve_table
+    from dlbench.cli.train import single_values
 
-    if (target is None) == (target_model is None):
-        raise UsageError("give exactly one of --target N or --target-model MODEL")
-    spec = get_model_spec(model)
-    shape, classes, ds_name = input_for(spec, dataset, data_dir)
-    settings = {k: v[0] for k, v in parse_assignments(sets, allow_lists=False).items()}
-    key = canon_key(solve)
-    if target_model:
-        tspec = get_model_spec(target_model)
-        tsettings = {k: v[0] for k, v in parse_assignments(target_sets, allow_lists=False).items()}
-        target = count_parameters(build_meta(tspec, shape, classes, tsettings), bias=not no_bias)[0]
-    sol = run_solve(model, key, target, shape, classes, settings, bias=not no_bias, minimum=minimum)
-    if fmt == Format.json:
-        print_json(
-            {
-                "setting": sol.setting,
-                "value": sol.value,
-                "params": sol.params,
-                "target": sol.target,
-                "rel_diff": sol.rel_diff,
-                "neighbours": [vars(c) for c in sol.below + sol.above],
-                "dataset": ds_name,
-                "bias": not no_bias,
-                "searched": list(sol.searched),
-                "exhaustive": sol.exhaustive,
-                "ties": sol.ties,
-            }
-        )
-        return
-    rows = [
-        {
-            key: c.value,
-            "params": c.params,
-            "diff": c.params - target,
-            "rel_diff": f"{c.rel_diff:+.2%}",
-            "best": "<- best" if c.value == sol.value else "",
-        }
-        for c in sol.below + [sol] + sol.above
-    ]
-    if fmt == Format.table:
-        what = f"{target_model} ({target:,} parameters)" if target_model else f"{target:,} parameters"
-        counted = "weights only" if no_bias else "weights and biases"
-        out.print(
-            f"[bold]{model}[/] on {ds_name}: {key} = [bold green]{sol.value}[/] gives {sol.params:,} parameters, "
-            f"{sol.rel_diff:+.2%} from {what} ({counted}; {sol.evaluations} models counted)"
-        )
-        out.print(f"searched: {sol.describe()}", markup=False)
-    render_rows(rows, fmt=fmt, highlight=len(sol.below))
+    table = solve_table(
+        model,
+        solve,
+        target=target,
+        target_model=target_model,
+        target_settings=single_values(target_sets),
+        settings=single_values(sets),
+        dataset=dataset,
+        bias=not no_bias,
+        minimum=minimum,
+        data_dir=data_dir,
+    )
+    output = Output(fmt)
+    output.note(table.summary)
+    output.result(table.as_dict(), Table(table.rows, highlight=table.best))

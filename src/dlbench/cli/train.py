@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
+from dlbench.analysis.model_source import default_dataset
 from dlbench.cli._options import CacheDirOpt, DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
-from dlbench.cli._output import Format, out, print_json, render_rows
+from dlbench.cli._output import Format, Output, Table
 from dlbench.cli._train_options import with_train_options
 
 RECORD_FIELDS = (
@@ -34,13 +35,6 @@ RECORD_FIELDS = (
     "dlbench_version",
     "command",
 )
-
-
-def default_dataset(model: str) -> str:
-    from dlbench.models import get_model_spec
-
-    ds = get_model_spec(model).default_dataset
-    return "shapes" if ds == "imagenet-shape" else ds
 
 
 def single_values(texts: list[str] | None) -> dict[str, str]:
@@ -82,43 +76,40 @@ def train(
         row, cached = run_one(
             config, store, data_dir=paths.data_dir(data_dir), force=force, callback=progress.callback
         )
-    rec = record(row, cached)
-    if fmt == Format.json:
-        print_json(rec)
-        return
-    show_run(store, rec, fmt)
+    show_run(Output(fmt), store, record(row, cached))
 
 
-def show_run(store, rec: dict, fmt: Format) -> None:
+SUMMARY_FIELDS = (
+    "key",
+    "test_acc",
+    "initial_val_acc",
+    "best_val_acc",
+    "params",
+    "trainable",
+    "seconds_per_epoch",
+    "images_per_sec",
+    "inference_seconds",
+    "peak_memory_mb",
+    "device_name",
+)
+EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec"]
+
+
+def show_run(output: Output, store, rec: dict) -> None:
+    """One run: a header, its epochs (for people), the summary (JSON: the whole record) and how to reproduce it."""
+    from rich.markup import escape
+
+    state = {"ok": "[green]ok[/]", "diverged": "[red]diverged[/]", "oom": "[red]oom[/]"}.get(rec["status"])
+    src = "from the cache" if rec["cached"] else "trained now"
+    model, dataset = escape(str(rec["model"])), escape(str(rec["dataset"]))
+    output.note(f"[bold]{model}[/] on [bold]{dataset}[/]  run {rec['key']}  {state}  ({src})", markup=True)
+    if rec.get("message"):
+        output.note(f"  {rec['message']}")
     epochs = store.table("epochs", [rec["key"]])
-    cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec"]
-    rows = [{c: r[c] for c in cols} for r in epochs.to_dict("records")] if len(epochs) else []
+    rows = [{c: r[c] for c in EPOCH_COLUMNS} for r in epochs.to_dict("records")] if len(epochs) else []
     for r in rows:
         r["epoch"] = int(r["epoch"]) + 1
-    if fmt == Format.table:
-        state = {"ok": "[green]ok[/]", "diverged": "[red]diverged[/]", "oom": "[red]oom[/]"}.get(
-            rec["status"]
-        )
-        src = "from the cache" if rec["cached"] else "trained now"
-        out.print(f"[bold]{rec['model']}[/] on [bold]{rec['dataset']}[/]  run {rec['key']}  {state}  ({src})")
-        if rec.get("message"):
-            out.print(f"  {rec['message']}")
-    render_rows(rows, cols, fmt=fmt, title="Epochs")
-    summary = [
-        {"metric": k, "value": rec.get(k)}
-        for k in (
-            "test_acc",
-            "initial_val_acc",
-            "best_val_acc",
-            "params",
-            "trainable",
-            "seconds_per_epoch",
-            "images_per_sec",
-            "inference_seconds",
-            "peak_memory_mb",
-            "device_name",
-        )
-    ]
-    render_rows(summary, fmt=fmt, title="Summary")
-    if fmt == Format.table:
-        out.print(f"reproduce: {rec['command']}")
+    output.detail(rows, EPOCH_COLUMNS, title="Epochs")
+    summary = [{"metric": k, "value": rec.get(k)} for k in SUMMARY_FIELDS]
+    output.result(rec, Table(summary, title="Summary", name="summary"))
+    output.note(f"reproduce: {rec['command']}")

@@ -1,0 +1,50 @@
+"""Figures written by the look-inside commands, with the command that writes each again, recorded in the cache's
+figure index so that `report` can include them. ``default_folder``, ``record`` and ``figures`` are the only
+calls from analysis into the index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlbench.errors import UsageError
+
+
+@dataclass
+class FigureRecord:
+    """One written figure: what it shows (``kind``, ``title``, ``meta``) and how to write it again."""
+
+    kind: str  # 'kernels' | 'feature-maps' | 'equivariance'
+    path: Path
+    title: str
+    command: str  # a shell-quoted dlbench command line (dlbench.commandline)
+    meta: dict = field(default_factory=dict)
+
+
+def default_folder(store) -> Path:
+    """Where figures go when no ``--out`` is given: the cache's ``figures/`` folder."""
+    from dlbench.analysis.figures import figures_dir
+
+    return figures_dir(store.root)
+
+
+def png_path(path: Path) -> Path:
+    """``path`` made absolute; a figure must be a ``.png``."""
+    path = Path(path).expanduser().resolve()
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"--out must name a .png file, got {path.name}")
+    return path
+
+
+def record(store, figure: FigureRecord) -> None:
+    """Add (or replace) ``figure`` in the figure index of ``store``'s cache."""
+    from dlbench.analysis.figures import record_figure
+
+    record_figure(store.root, figure.kind, figure.path, figure.title, figure.command, figure.meta)
+
+
+def figures(store, kind: str | None = None):
+    """The recorded figures (a DataFrame, oldest first), optionally of one ``kind``."""
+    from dlbench.analysis.figures import list_figures
+
+    return list_figures(store.root, kind)
