@@ -20,6 +20,16 @@ SHARED_DATA = Path(os.environ.get("DLBENCH_TEST_DATA", ROOT.parent / "shared" / 
 TINY = ["--dataset-opt", "train_size=1200", "--dataset-opt", "test_size=300"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``heavy`` (large models on the CPU: minutes and GBs) run only with DLBENCH_HEAVY_TESTS=1."""
+    if os.environ.get("DLBENCH_HEAVY_TESTS"):
+        return
+    skip = pytest.mark.skip(reason="a large model on the CPU: set DLBENCH_HEAVY_TESTS=1 to run it")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path, monkeypatch):
     """Never touch the user's real cache or data folders."""

@@ -45,6 +45,8 @@ def native_size(spec: ModelSpec) -> tuple[int, int] | None:
     weights = default_weights(name) if name else None
     if weights is None:
         return None
+    if name.startswith("vit_"):  # built for 224 unless its image_size is set (its DEFAULT weights may differ)
+        return 224, 224
     crop = weights.transforms().crop_size
     side = int(crop[0] if isinstance(crop, list | tuple) else crop)
     return side, side

@@ -18,7 +18,15 @@ from dlbench.errors import InvalidSettingError, UnknownNameError
 from dlbench.settings import canon_key, coerce
 
 TV_PREFIX = "tv:"
-AUX_HEADS = ("googlenet", "inception_v3")  # torchvision builds these with training-only auxiliary classifiers
+# torchvision builds these with training-only auxiliary classifiers. Their defaults follow torchvision's published
+# models: googlenet's weights drop the aux heads (6,624,904 parameters), inception_v3's keep them (27,161,264).
+AUX_HEADS = {"googlenet": {"aux_logits": False}, "inception_v3": {"aux_logits": True}}
+
+
+def _main_logits(_module, _inputs, output):
+    """Forward hook: in training mode these models return (logits, aux logits...); dlbench trains the main head
+    (the auxiliary heads get no gradient) and every consumer sees one logits tensor."""
+    return getattr(output, "logits", output)
 
 
 @dataclass(frozen=True)
@@ -97,14 +105,12 @@ def _tv_spec(tv_name: str) -> ModelSpec:
                 f"tv:{tv_name} expects 3-channel images, the dataset has {input_shape[0]}; "
                 "use an RGB dataset or a registry model (mlp, cnn, resnet18, ...)"
             )
-        if tv_name in AUX_HEADS:  # torchvision's published counts and pretrained models have no aux heads
-            kwargs = {"aux_logits": False, "init_weights": True, **kwargs}
-            if kwargs["aux_logits"]:
-                raise InvalidSettingError(
-                    f"tv:{tv_name} with aux_logits=true returns its auxiliary heads' outputs too, which "
-                    "dlbench does not train or count as one model; drop aux_logits"
-                )
-        return torchvision.models.get_model(tv_name, num_classes=num_classes, **kwargs)
+        if tv_name in AUX_HEADS:  # as torchvision publishes them; init_weights given silences its FutureWarning
+            kwargs = {**AUX_HEADS[tv_name], "init_weights": True, **kwargs}
+        model = torchvision.models.get_model(tv_name, num_classes=num_classes, **kwargs)
+        if tv_name in AUX_HEADS:
+            model.register_forward_hook(_main_logits)
+        return model
 
     conv = not tv_name.startswith(("vit_", "swin_", "maxvit"))
     return ModelSpec(
