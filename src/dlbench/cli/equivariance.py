@@ -62,8 +62,8 @@ def equivariance(
 
     from dlbench import paths
     from dlbench.analysis import equivariance as E
-    from dlbench.analysis.figures import figures_dir, record_figure
     from dlbench.analysis.kernels import build_untrained, load_run, save_figure
+    from dlbench.cache import Store
     from dlbench.cli.train import default_dataset, single_values
     from dlbench.errors import UsageError
 
@@ -160,7 +160,7 @@ def equivariance(
     if report.figure is not None:
         if out_path is None:
             digest = hashlib.sha256(" ".join(parts).encode()).hexdigest()[:8]
-            out_path = figures_dir(cache_root) / f"equivariance-{paths.safe_name(who)}-{digest}.png"
+            out_path = Store(cache_root).figures_dir / f"equivariance-{paths.safe_name(who)}-{digest}.png"
         out_path = Path(out_path).expanduser().resolve()
         if out_path.suffix.lower() != ".png":
             raise UsageError(f"--out must name a .png file, got {out_path.name}")
@@ -171,8 +171,7 @@ def equivariance(
         if data_dir is not None:
             parts += ["--data-dir", shlex.quote(str(Path(data_dir).resolve()))]
         command = " ".join(parts)
-        record_figure(
-            cache_root,
+        Store(cache_root).record_figure(
             "equivariance",
             figure_path,
             f"equivariance of {report.target}",

@@ -60,7 +60,6 @@ def visualize_kernels(
     """Show a layer's kernels (first conv by default; MLP-Mixer: token-mixing units) or its feature maps."""
     from dlbench import paths
     from dlbench.analysis import kernels as K
-    from dlbench.analysis.figures import figures_dir, record_figure
     from dlbench.cache import Store
     from dlbench.cli.train import default_dataset, single_values
     from dlbench.config import resolve_config
@@ -127,7 +126,7 @@ def visualize_kernels(
             name = f"{kind}-{who}-{paths.safe_name(layer)}-" + (
                 f"img-{paths.safe_name(Path(image).stem)}" if image else f"sample{sample}"
             )
-        out_path = figures_dir(cache_root) / f"{name}.png"
+        out_path = store.figures_dir / f"{name}.png"
     out_path = Path(out_path).expanduser().resolve()
     if out_path.suffix.lower() != ".png":
         raise UsageError(f"--out must name a .png file, got {out_path.name}")
@@ -203,7 +202,7 @@ def visualize_kernels(
         "channels": result.channels or None,
         "array": str(result.array_path) if result.array_path else None,
     }
-    record_figure(cache_root, kind, result.path, title, command, meta)
+    store.record_figure(kind, result.path, title, command, meta)
 
     for note in result.notes:
         err.print(f"note: {note}")

@@ -185,12 +185,10 @@ def collect(store, selection: Selection | None = None, data_dir: Path | None = N
     Raises:
         UsageError: The cache is empty, or nothing in it matches the filters.
     """
-    from dlbench.analysis.figures import list_figures
-
     sel = selection or Selection()
     since = _since_stamp(sel.since)
     runs = store.runs()
-    figures = list_figures(store.root)
+    figures = store.figures()
     definitions = store.sweeps()
     if runs.empty and not len(figures):
         raise UsageError(f"no results in the cache at {store.root}; run `dlbench sweep ...` first")
