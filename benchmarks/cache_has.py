@@ -1,0 +1,54 @@
+"""How fast is ``Store.has()``, the integrity check behind every cache lookup? 1,000 synthetic runs.
+
+The runs are written through ``Store.save`` (see ``report_cache.py``: 100 epochs, per-step losses, gradient
+norms, and per-sample predictions of a 10,000-image test set, as for CIFAR-10), then ``has()`` is timed for all
+of them in a fresh ``Store`` (nothing verified yet: every runs row read, every table hashed) and again in the
+same ``Store`` (files unchanged since: one ``stat`` each).
+
+    python benchmarks/cache_has.py                   # a fresh cache in a temporary folder
+    python benchmarks/cache_has.py --cache /tmp/big  # reuse (or create) a cache there
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import report_cache
+from dlbench.cache import Store
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--cache", type=Path, help="cache folder to reuse or create (default: a temporary one)"
+    )
+    parser.add_argument("--test-size", type=int, default=10_000, help="predictions per run")
+    args = parser.parse_args()
+    report_cache.TEST_SIZE = args.test_size
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.cache or Path(tmp) / "cache"
+        if not (root / "runs").is_dir():
+            t = time.perf_counter()
+            report_cache.make_cache(root, 250)
+            print(f"wrote 1,000 synthetic runs in {time.perf_counter() - t:.1f} s: {root}")
+        keys = Store(root).keys()
+        size = sum(p.stat().st_size for p in root.rglob("*.parquet")) / 2**20
+        for _ in range(2):  # the second pass reads from the page cache, as a lookup right after a sweep does
+            store = Store(root)
+            t = time.perf_counter()
+            ok = sum(store.has(k) for k in keys)
+            cold = time.perf_counter() - t
+        t = time.perf_counter()
+        sum(store.has(k) for k in keys)
+        warm = time.perf_counter() - t
+        print(
+            f"has() for {len(keys)} runs ({ok} intact, {size:.0f} MiB of tables): {cold:.3f} s in a fresh "
+            f"Store ({1e3 * cold / len(keys):.2f} ms per run), {warm:.3f} s again in the same Store"
+        )
+
+
+if __name__ == "__main__":
+    main()
