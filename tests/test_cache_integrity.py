@@ -339,3 +339,33 @@ def test_a_failed_write_of_the_runs_row_leaves_the_previous_state(tmp_path, monk
     assert not Store(store.root).has(config.key) and not list(store.root.rglob(".*.tmp"))
     store.save(config, result)
     assert Store(store.root).has(config.key)
+
+
+# ------------------------------------------------------------------------------------- one door, one writer
+def test_count_tables_are_recorded_once_per_command_and_read_back(tmp_path):
+    import numpy as np
+
+    store = Store(tmp_path / "cache")
+    cmd = "dlbench count-params --model mlp --set width=8"
+    store.record_counts("MLP", cmd, ["model", "params"], [{"model": "mlp", "params": np.int64(5), "x": 1}])
+    store.record_counts("MLP", cmd, ["model", "params"], [{"model": "mlp", "params": 7}])  # replaces its own
+    store.record_counts("CNN", "dlbench count-params --model cnn", ["model"], [{"model": "cnn"}])
+    tables = Store(tmp_path / "cache").counts()
+    assert sorted(t["title"] for t in tables) == ["CNN", "MLP"]
+    [mlp] = [t for t in tables if t["title"] == "MLP"]
+    assert mlp["command"] == cmd and mlp["columns"] == ["model", "params"]
+    assert mlp["rows"] == [{"model": "mlp", "params": 7}] and mlp["created"]
+    assert len(list((tmp_path / "cache" / "counts").iterdir())) == 2
+
+
+def test_the_shapes_data_cache_is_written_with_the_users_umask(tmp_path):
+    from dlbench.data import get_dataset
+
+    old = os.umask(0o022)
+    try:
+        get_dataset("shapes").load(tmp_path / "data", {"train_size": 50, "test_size": 10})
+    finally:
+        os.umask(old)
+    [cached] = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert cached.stat().st_mode & 0o777 == 0o644  # readable in a shared data folder (was 0600)
+    assert not cached.name.startswith(".")

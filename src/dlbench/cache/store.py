@@ -27,6 +27,10 @@ size and hash recorded in that row (see :mod:`dlbench.cache.integrity`). A damag
 warning line. In a read-only cache (a shared mount of finished results) nothing is ever written: reading works,
 and a damaged run is skipped with a warning instead.
 
+The code: this module (runs, their tables, weights and checkpoints), :mod:`.root` (the folder, SCHEMA, cleanup,
+quarantine), :mod:`.documents` (sweeps, figure index, count tables), :mod:`.integrity` (sizes and hashes),
+:mod:`.weights` (torch files), :mod:`.claims` (one trainer per run).
+
 Test hook: ``DLBENCH_FAULT=cache-write[@N]`` kills this process (SIGKILL) halfway through writing its N-th
 run file (the four tables, the weights, then the runs row), to test that a crash at that moment loses nothing.
 """
@@ -35,19 +39,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from dlbench.atomic import reap, write_atomic, write_bytes, write_text
-from dlbench.cache import counts as _counts
-from dlbench.cache import figures as _figures
+from dlbench.atomic import write_bytes
+from dlbench.cache.documents import Documents
 from dlbench.cache.integrity import (
     Damage,
-    HashingWriter,
     check_file,
     check_footer,
     check_row,
@@ -55,15 +56,12 @@ from dlbench.cache.integrity import (
     entry,
     parse_files,
 )
-from dlbench.config import SCHEMA_VERSION, TrainConfig
-from dlbench.errors import CacheError, RunNotFoundError, UsageError
+from dlbench.cache.root import TABLES, CacheWarning
+from dlbench.cache.weights import read_weights, write_weights
+from dlbench.config import TrainConfig
+from dlbench.errors import CacheError, RunNotFoundError
 
-TABLES = ("runs", "epochs", "steps", "grads", "predictions")
-FOLDERS = ("checkpoints", "weights", "sweeps", "claims", "figures", "counts")  # besides the TABLES
-
-
-class CacheWarning(UserWarning):
-    pass
+__all__ = ["TABLES", "CacheWarning", "Store"]
 
 
 def _parquet(df: pd.DataFrame) -> bytes:
@@ -72,14 +70,14 @@ def _parquet(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-class Store:
-    """Every file under one cache root. Reading never writes; the first write prepares the root."""
+class Store(Documents):
+    """Every file under one cache root: runs and their tables, weights, checkpoints' location, claims (here),
+    sweeps, figures and count tables (:class:`~dlbench.cache.documents.Documents`), the root itself, cleanup and
+    quarantine (:class:`~dlbench.cache.root.CacheRoot`). Reading never writes; the first write prepares the root.
+    """
 
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self._check_not_a_file()
-        self._check_schema()
-        self._prepared = False  # root made, SCHEMA written, abandoned temp files reaped
+        super().__init__(root)
         self._verified: dict[str, tuple] = {}  # key -> stat of its files when last found intact
         self._manifests: dict[str, dict | None] = {}  # key -> its runs row's files (None: a 0.1.0 run)
         self._warned: set[Path] = set()
@@ -94,93 +92,11 @@ class Store:
     def weights_path(self, key: str) -> Path:
         return self.root / "weights" / f"{key}.pt"
 
-    @property
-    def figures_dir(self) -> Path:
-        """Where kernel, feature-map and equivariance figures go unless ``--out`` says otherwise."""
-        return self.root / "figures"
-
     def claim(self, key: str):
         """The claim of run ``key`` (not yet acquired): see :mod:`dlbench.cache.claims`."""
         from dlbench.cache.claims import Claim
 
         return Claim(self.root / "claims", key)
-
-    def _check_not_a_file(self) -> None:
-        """A cache folder that is (or lies under) a file can be neither read nor written: say so now."""
-        for p in (self.root, *self.root.parents):
-            if p.exists():
-                if not p.is_dir():
-                    raise UsageError(
-                        f"cannot use {self.root} as the cache folder: {p} is a file; "
-                        "choose another --cache-dir or DLBENCH_HOME"
-                    )
-                return
-
-    def check_writable(self) -> None:
-        """Raise UsageError (writing nothing) unless the cache folder exists writable or can be created."""
-        self._check_not_a_file()
-        for p in (self.root, *self.root.parents):
-            if p.exists():
-                if not os.access(p, os.W_OK | os.X_OK):
-                    raise UsageError(
-                        f"cannot write the cache folder {self.root} ({p} is read-only); "
-                        "choose a writable --cache-dir or DLBENCH_HOME"
-                    )
-                return
-
-    def read_only(self, folder: Path | None = None) -> bool:
-        """Whether ``folder`` (default: the root) exists and cannot be written (e.g. a read-only mount)."""
-        folder = self.root if folder is None else folder
-        return folder.exists() and not os.access(folder, os.W_OK | os.X_OK)
-
-    def _check_schema(self) -> None:
-        marker = self.root / "SCHEMA"
-        if marker.exists():
-            try:
-                found = json.loads(marker.read_text())["schema"]
-                if not isinstance(found, int) or isinstance(found, bool):
-                    raise ValueError(found)
-            except Exception:
-                raise CacheError(
-                    f"{marker} is unreadable; delete it and dlbench will write it again"
-                ) from None
-            if found > SCHEMA_VERSION:
-                raise CacheError(
-                    f"the cache at {self.root} was written by a newer dlbench (schema {found}, this one reads "
-                    f"{SCHEMA_VERSION}); upgrade dlbench or choose another --cache-dir"
-                )
-
-    def _ensure_root(self) -> None:
-        """Before this Store's first write: make the root, write SCHEMA, reap abandoned temp files."""
-        if self._prepared:
-            return
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot create the cache folder {self.root} ({exc.strerror}); "
-                "choose a writable --cache-dir or DLBENCH_HOME"
-            ) from None
-        marker = self.root / "SCHEMA"
-        if not marker.exists():
-            write_text(marker, json.dumps({"schema": SCHEMA_VERSION}))
-        self.clean_tmp()
-        self._prepared = True
-
-    def clean_tmp(self) -> int:
-        """Remove temp files killed dlbench processes left, in dlbench's own folders only; returns how many.
-
-        Only the names :func:`dlbench.atomic.tmp_path` makes are removed (a user's ``.notes.tmp`` stays), only
-        directly in the root, the table folders, ``checkpoints``, ``weights``, ``sweeps`` and each sweep's
-        figure folder, ``claims``, ``figures`` and ``counts``, and never in or through a symlinked folder.
-        """
-        root = self.root.resolve()
-        folders = [root, *(root / t for t in TABLES), *(root / f for f in FOLDERS)]
-        sweeps = root / "sweeps"
-        if sweeps.is_dir() and not sweeps.is_symlink():
-            with os.scandir(sweeps) as entries:
-                folders += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
-        return sum(reap(folder) for folder in folders)
 
     # -- writing runs ---------------------------------------------------------------------------------------
     def save(self, config: TrainConfig, result) -> dict:
@@ -206,7 +122,7 @@ class Store:
             write_bytes(self.path(name, key), data, fault="cache-write")
             files[name] = entry(len(data), digest(data))
         if result.state_dict is not None:
-            files["weights"] = self._write_weights(key, result.state_dict)
+            files["weights"] = write_weights(self.weights_path(key), result.state_dict)
         else:
             self.weights_path(key).unlink(missing_ok=True)  # never leave an older run's weights behind
         row = {
@@ -227,23 +143,6 @@ class Store:
         self.checkpoint_path(key).unlink(missing_ok=True)
         return row
 
-    def _write_weights(self, key: str, state: dict) -> dict:
-        import torch
-
-        seen: list[HashingWriter] = []
-
-        def write(f) -> None:
-            seen.append(HashingWriter(f))
-            try:
-                torch.save(state, seen[-1])
-            except RuntimeError:
-                if seen[-1].error is not None:  # a full disk, disguised by torch's zip writer
-                    raise seen[-1].error from None
-                raise
-
-        write_atomic(self.weights_path(key), write, fault="cache-write")
-        return entry(seen[-1].size, seen[-1].hexdigest)
-
     def discard_checkpoint(self, key: str) -> None:
         """Delete run ``key``'s checkpoint if there is one and the cache can be written (else leave it)."""
         path = self.checkpoint_path(key)
@@ -251,17 +150,6 @@ class Store:
             path.unlink(missing_ok=True)
 
     # -- damage ---------------------------------------------------------------------------------------------
-    def quarantine(self, path: Path) -> Path | None:
-        """Move ``path`` to quarantine/ (None if it is already gone); never overwrites an earlier one."""
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        dest = self.root / "quarantine" / f"{path.parent.name}-{stamp}-{os.getpid()}-{path.name}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(path, dest)
-        except FileNotFoundError:
-            return None
-        return dest
-
     def _damaged(self, path: Path, why: str, key: str | None = None) -> None:
         """Move a damaged file aside (with its run's ``runs`` row) and warn in one line.
 
@@ -423,32 +311,19 @@ class Store:
             RunNotFoundError: the run kept no weights (it diverged or ran out of memory).
             CacheError: the weights are damaged; they were moved aside with the run's ``runs`` row.
         """
-        import torch
-
         full = self.resolve_key(key)
         row = self.get(full)
         path = self.weights_path(full)
         redo = f"train it again with `{row.get('command')} --force`"
         try:
-            data = path.read_bytes()
+            return read_weights(path.read_bytes(), (self._manifests.get(full) or {}).get("weights"))
         except FileNotFoundError:
             raise RunNotFoundError(
                 f"run {full} kept no weights (status {row.get('status')}); {redo}"
             ) from None
-        expected = (self._manifests.get(full) or {}).get("weights")
-        try:
-            if expected and (len(data), digest(data)) != (expected["size"], expected["sha256"]):
-                raise Damage("their content hash differs from the one recorded")
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Detected pickle protocol")
-                state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-            if not isinstance(state, dict):
-                raise Damage(f"a {type(state).__name__}, not a state dict")
-        except Exception as exc:
-            why = str(exc) if isinstance(exc, Damage) else f"{type(exc).__name__}: cannot be loaded safely"
-            self._damaged(path, f"damaged ({why})", full)
-            raise CacheError(f"the weights of run {full} in {path} are damaged ({why}); {redo}") from None
-        return state
+        except Damage as exc:
+            self._damaged(path, f"damaged ({exc})", full)
+            raise CacheError(f"the weights of run {full} in {path} are damaged ({exc}); {redo}") from None
 
     def get(self, key: str) -> dict:
         """The `runs` row of ``key`` (a unique prefix is enough)."""
@@ -539,104 +414,3 @@ class Store:
         self.weights_path(full).unlink(missing_ok=True)
         self._verified.pop(full, None)
         self._manifests.pop(full, None)
-
-    # -- sweeps ---------------------------------------------------------------------------------------------
-    def sweep_path(self, name: str) -> Path:
-        from dlbench.paths import safe_name
-
-        return self.root / "sweeps" / f"{safe_name(name)}.json"
-
-    def save_sweep(self, definition: dict) -> Path:
-        self._ensure_root()
-        return write_text(
-            self.sweep_path(definition["name"]), json.dumps(definition, indent=1, sort_keys=True)
-        )
-
-    def _unreadable_doc(self, path: Path, what: str) -> Path | None:
-        """Set a damaged JSON document aside (if the cache can be written) and warn in one line."""
-        if self.read_only() or self.read_only(path.parent):
-            warnings.warn(f"{path} is unreadable; skipped it (read-only cache)", CacheWarning, stacklevel=3)
-            return None
-        moved = self.quarantine(path)
-        warnings.warn(f"{path} is unreadable; moved it to {moved}; {what}", CacheWarning, stacklevel=3)
-        return moved
-
-    def sweeps(self) -> list[dict]:
-        folder = self.root / "sweeps"
-        out = []
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                self._unreadable_doc(path, "rerun that sweep")
-        return out
-
-    def get_sweep(self, name: str) -> dict:
-        path = self.sweep_path(name)
-        if not path.exists():
-            names = [d["name"] for d in self.sweeps()]
-            from dlbench.errors import UnknownNameError
-
-            raise UnknownNameError("sweep", name, names, hint="see the names `dlbench sweep` printed")
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            moved = self.quarantine(path) if not self.read_only(path.parent) else path
-            raise CacheError(
-                f"the sweep definition {path} is unreadable (moved to {moved}); "
-                "run that sweep again to write it anew"
-            ) from None
-
-    # -- figures and count tables ---------------------------------------------------------------------------
-    def record_figure(self, kind: str, path: Path, title: str, command: str, meta: dict) -> dict | None:
-        """Add (or replace) figure ``path`` in the figure index, for `report`; returns its row.
-
-        Args:
-            kind: One of ``figures.KINDS``.
-            path: The figure file; stored as an absolute path.
-            title: A one-line caption.
-            command: The dlbench command line that writes this figure again.
-            meta: JSON-serialisable details (numbers shown in the figure).
-
-        Returns None, with a warning line, in a read-only cache (the figure itself was written elsewhere).
-        """
-        row = _figures.figure_row(kind, path, title, command, meta)
-        if self.read_only() or self.read_only(self.figures_dir):
-            warnings.warn(
-                f"the cache at {self.root} is read-only: {row['path']} was not recorded for `report`",
-                CacheWarning,
-                stacklevel=2,
-            )
-            return None
-        self._ensure_root()
-        index = self.figures_dir / "index.parquet"
-        with _figures.locked(self.figures_dir):
-            _figures.write_index(index, self._figure_index(index), row)
-        return row
-
-    def figures(self, kind: str | None = None) -> pd.DataFrame:
-        """All recorded figures (oldest first), optionally of one ``kind``; ``meta`` stays a JSON string."""
-        return _figures.select(self._figure_index(self.figures_dir / "index.parquet"), kind)
-
-    def _figure_index(self, path: Path) -> pd.DataFrame:
-        try:
-            return _figures.read_index(path)
-        except Exception:
-            self._unreadable_doc(path, "figures recorded before are no longer listed")
-            return _figures.read_index(path.with_name("absent"))
-
-    def record_counts(self, title: str, command: str, columns: list[str], rows: list[dict]) -> Path:
-        """Record a parameter-count table (`count-params`) for `report`; the same command replaces its own."""
-        self._ensure_root()
-        return _counts.write_counts(self.root / "counts", title, command, columns, rows)
-
-    def counts(self) -> list[dict]:
-        """Every recorded count table, oldest first: {title, command, columns, rows, created}."""
-        folder = self.root / "counts"
-        out = []
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            try:
-                out.append(_counts.parse_counts(path.read_text()))
-            except (OSError, ValueError):
-                self._unreadable_doc(path, "run that count-params command again")
-        return sorted(out, key=lambda r: str(r["created"]))

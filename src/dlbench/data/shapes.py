@@ -276,8 +276,8 @@ def load(data_dir: Path, download: bool = True, **options) -> ArrayDataset:
         try:  # atomic, with the user's umask: readable in a shared data folder
             reap(path.parent)  # temp files of killed writers
             write_atomic(path, lambda f: torch.save(blob, f))
-        except (OSError, DlbenchError):
-            pass  # a read-only data dir only costs regenerating next time
+        except (OSError, RuntimeError, DlbenchError):  # RuntimeError: torch.save on a full disk
+            pass  # a read-only or full data dir only costs regenerating next time
     return ArrayDataset(meta, blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"])
 
 
