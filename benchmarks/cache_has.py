@@ -3,7 +3,9 @@
 The runs are written through ``Store.save`` (see ``report_cache.py``: 100 epochs, per-step losses, gradient
 norms, and per-sample predictions of a 10,000-image test set, as for CIFAR-10), then ``has()`` is timed for all
 of them in a fresh ``Store`` (nothing verified yet: every runs row read, every table hashed) and again in the
-same ``Store`` (files unchanged since: one ``stat`` each).
+same ``Store`` (files unchanged since: one ``stat`` each). For comparison, side by side in the same run: the
+check dlbench 0.1.0 made (the whole runs row read with pandas, and each table's Parquet footer), which found
+neither damage inside a table nor a table of another run.
 
     python benchmarks/cache_has.py                   # a fresh cache in a temporary folder
     python benchmarks/cache_has.py --cache /tmp/big  # reuse (or create) a cache there
@@ -16,8 +18,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+import pyarrow.parquet as pq
+
 import report_cache
-from dlbench.cache import Store
+from dlbench.cache import TABLES, Store
+
+
+def old_check(store: Store, key: str) -> bool:
+    """dlbench 0.1.0's has(): the runs row reads, and every other table's footer reads."""
+    pd.read_parquet(store.path("runs", key))
+    return all(pq.read_metadata(store.path(t, key)) is not None for t in TABLES[1:])
 
 
 def main() -> None:
@@ -44,9 +55,13 @@ def main() -> None:
         t = time.perf_counter()
         sum(store.has(k) for k in keys)
         warm = time.perf_counter() - t
+        t = time.perf_counter()
+        sum(old_check(store, k) for k in keys)
+        old = time.perf_counter() - t
         print(
             f"has() for {len(keys)} runs ({ok} intact, {size:.0f} MiB of tables): {cold:.3f} s in a fresh "
-            f"Store ({1e3 * cold / len(keys):.2f} ms per run), {warm:.3f} s again in the same Store"
+            f"Store ({1e3 * cold / len(keys):.2f} ms per run), {warm:.3f} s again in the same Store; "
+            f"0.1.0's footer-only check: {old:.3f} s ({cold / old:.2f}x)"
         )
 
 

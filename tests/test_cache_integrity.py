@@ -149,6 +149,20 @@ def test_damaged_weights_are_set_aside_with_one_line_when_loaded(cli):
     assert "train it again" in str(exc.value) and not Store(_cache()).has(key)
 
 
+def test_tables_read_after_a_lookup_are_checked_against_their_hash(cli):
+    res = cli(*TRAIN)
+    assert res.code == 0, res
+    key = json.loads(res.out)["key"]
+    store = Store(_cache())
+    assert store.has(key) and len(store.table("epochs", [key])) == 1
+    _flip_middle(store.path("epochs", key))  # after the lookup: the read itself notices
+    with pytest.warns(UserWarning, match="damaged or misplaced") as caught:
+        assert store.table("epochs", [key]).empty
+    assert len(caught) == 1 and not Store(_cache()).has(key)  # set aside: the next train recomputes it
+    again = cli(*TRAIN)
+    assert again.code == 0 and json.loads(again.out)["cached"] is False, again
+
+
 def _flip_middle_bytes(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF

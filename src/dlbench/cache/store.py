@@ -406,7 +406,9 @@ class Store(Documents):
         return TrainConfig.from_json(self.get(key)["config"], run=key)
 
     def remove(self, key: str) -> None:
+        """Delete run ``key`` (a unique prefix is enough): its runs row first, then its other files."""
         full = self.resolve_key(key)
+        self.check_writable()
         self.path("runs", full).unlink(missing_ok=True)  # first: the run is no longer complete
         for name in TABLES[1:]:
             self.path(name, full).unlink(missing_ok=True)
