@@ -163,6 +163,33 @@ def test_tables_read_after_a_lookup_are_checked_against_their_hash(cli):
     assert again.code == 0 and json.loads(again.out)["cached"] is False, again
 
 
+def test_a_run_another_process_is_rewriting_is_missing_not_damaged(cli, tmp_path):
+    import socket
+    import warnings
+
+    res = cli(*TRAIN)
+    assert res.code == 0, res
+    key = json.loads(res.out)["key"]
+    store = Store(_cache())
+    _flip_middle(
+        store.path("epochs", key)
+    )  # as `train --force` elsewhere, halfway through replacing its files
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        claim = store.root / "claims" / f"{key}.claim"
+        claim.parent.mkdir(exist_ok=True)
+        claim.write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(), "token": "theirs"}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning: nothing is damaged, it is being replaced
+            assert not store.has(key)
+        assert store.path("epochs", key).exists() and not (store.root / "quarantine").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    with pytest.warns(UserWarning, match="damaged or misplaced"):  # its writer died: now it is damage
+        assert not Store(_cache()).has(key)
+
+
 def _flip_middle_bytes(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF

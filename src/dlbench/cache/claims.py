@@ -110,6 +110,11 @@ class Claim:
             return not pid_alive(pid)
         return False
 
+    def held_elsewhere(self) -> bool:
+        """Whether a live process other than this one holds this claim now."""
+        data = self._read()
+        return data is not None and data.get("token") not in _LIVE_TOKENS and not self.is_stale(data)
+
     # -- acquire / release ------------------------------------------------------------------------------
     def _create(self) -> bool:
         self.folder.mkdir(parents=True, exist_ok=True)

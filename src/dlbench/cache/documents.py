@@ -68,9 +68,10 @@ class Documents(CacheRoot):
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
-            moved = self.quarantine(path) if not self.read_only(path.parent) else path
+            if self.read_only() or self.read_only(path.parent):
+                raise CacheError(f"the sweep definition {path} is unreadable (read-only cache)") from None
             raise CacheError(
-                f"the sweep definition {path} is unreadable (moved to {moved}); "
+                f"the sweep definition {path} is unreadable (moved to {self.quarantine(path)}); "
                 "run that sweep again to write it anew"
             ) from None
 

@@ -156,6 +156,8 @@ class Store(Documents):
         In a read-only cache nothing moves: the run is skipped with a warning (once per file and Store).
         """
         self._verified.pop(key or path.stem, None)
+        if key and self._being_rewritten(key):
+            return  # another process (`--force`) is replacing its files: not damage; it counts as missing
         if self.read_only() or self.read_only(path.parent):
             if path not in self._warned:
                 self._warned.add(path)
@@ -179,6 +181,10 @@ class Store(Documents):
             CacheWarning,
             stacklevel=3,
         )
+
+    def _being_rewritten(self, key: str) -> bool:
+        """Whether a live process holds run ``key``'s claim (only then are a run's files replaced)."""
+        return self.claim(key).held_elsewhere()
 
     # -- reading runs ---------------------------------------------------------------------------------------
     def _read(self, path: Path, key: str | None = None, retry: bool = True) -> pd.DataFrame | None:
