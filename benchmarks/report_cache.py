@@ -1,7 +1,7 @@
 """How fast does `dlbench report` render a big cache? 1,000 synthetic runs of 100 epochs in four sweeps.
 
-The cache is written directly in the Store's layout (one Parquet file per run per table, the `runs` row last,
-sweep definitions as JSON), with plausible learning curves, gradient norms, per-step losses and test
+The cache is written through `Store.save` (one Parquet file per run per table, the `runs` row last, sweep
+definitions as JSON), with plausible learning curves, gradient norms, per-step losses and test
 predictions, so nothing is trained. Then the report is built as Markdown and as HTML and the seconds are
 printed, with the time spent reading the `runs` table on its own for comparison (the report reads it once).
 
@@ -15,17 +15,18 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from dlbench.cache import Store
-from dlbench.cache.store import write_parquet
 from dlbench.config import TrainConfig, make_options
 from dlbench.data import get_dataset
 from dlbench.models import get_model_spec
 
 EPOCHS = 100
+TABLES = ("epochs", "steps", "grads", "predictions")
 STEPS_PER_EPOCH = 5  # subsampled, as the engine stores them
 TEST_SIZE = 500
 DATASET_OPTIONS = {"train_size": 1000, "test_size": TEST_SIZE}
@@ -95,17 +96,9 @@ def write_run(store: Store, cfg: TrainConfig, quality: float, rng: np.random.Gen
             "confidence": rng.uniform(0.2, 1.0, TEST_SIZE),
         }
     )
-    for name, df in (("epochs", epochs), ("steps", steps), ("grads", grads), ("predictions", predictions)):
-        write_parquet(df, store.path(name, key))
-    row = {
-        "key": key,
-        "status": "ok",
-        "message": "",
-        "model": cfg.model,
-        "dataset": cfg.dataset,
+    frames = (epochs, steps, grads, predictions)
+    summary = {
         "created": created,
-        "config": cfg.canonical_json(),
-        "command": cfg.command(),
         "params": 100_000,
         "trainable": 100_000,
         "epochs_run": EPOCHS,
@@ -123,7 +116,9 @@ def write_run(store: Store, cfg: TrainConfig, quality: float, rng: np.random.Gen
         "python_version": "synthetic",
         "best_epoch": int(val_acc.argmax()),
     }
-    write_parquet(pd.DataFrame([row]), store.path("runs", key))
+    tables = {n: df.drop(columns="key").to_dict("list") for n, df in zip(TABLES, frames, strict=True)}
+    result = SimpleNamespace(status="ok", message="", summary=summary, state_dict=None, **tables)
+    store.save(cfg, result)  # as the engine's result would be stored: tables, then the runs row
 
 
 def make_cache(root: Path, n_per_sweep: int = 250) -> Store:

@@ -131,9 +131,9 @@ def test_cli_json_figure_recorded_and_bad_inputs(tmp_path):
     res = json.loads(p.stdout)
     assert res["errors"]["shift(3,3)"] < 1e-6 and res["errors"]["rot90"] < 1e-6
     assert Path(res["figure"]).exists()
-    from dlbench.analysis.figures import list_figures
+    from dlbench.cache import Store
 
-    figs = list_figures(tmp_path / "cache")
+    figs = Store(tmp_path / "cache").figures()
     assert list(figs["kind"]) == ["equivariance"] and figs["command"][0].startswith("dlbench equivariance")
     for bad in (["--transform", "shfit"], ["--layer", "nope"], ["--padding", "reflect"]):
         p = _cli("equivariance", *bad, "--images", "4", tmp_path=tmp_path)

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from dlbench.analysis import kernels as K
-from dlbench.analysis.figures import list_figures, record_figure
+from dlbench.cache import Store
 from dlbench.cli._app import app
 from dlbench.models import create_model
 
@@ -114,7 +114,7 @@ def test_untrained_and_trained_cnn_and_resnet18(env):
     res = invoke("visualize-kernels", "--model", "resnet18", "--untrained", *SHAPES, "--layer", "last")
     path = Path(res.stdout.strip().splitlines()[-1])
     assert path.exists() and path.parent == cache / "figures"
-    figs = list_figures(cache)
+    figs = Store(cache).figures()
     assert set(figs["kind"]) == {"kernels", "feature-maps"} and len(figs) == 4
     assert all(c.startswith("dlbench visualize-kernels") for c in figs["command"])
 
@@ -122,10 +122,10 @@ def test_untrained_and_trained_cnn_and_resnet18(env):
 def test_out_outside_cache_is_recorded(env):
     out = env / "elsewhere" / "k.png"
     invoke("visualize-kernels", "--model", "cnn", "--untrained", *SHAPES, "--out", str(out))
-    figs = list_figures(env / "cache")
+    figs = Store(env / "cache").figures()
     assert out.exists() and figs["path"].tolist() == [str(out.resolve())]
-    record_figure(env / "cache", "kernels", out, "again", "dlbench x", {"a": 1})  # same path: replaced
-    assert len(list_figures(env / "cache")) == 1
+    Store(env / "cache").record_figure("kernels", out, "again", "dlbench x", {"a": 1})  # same path: replaced
+    assert len(Store(env / "cache").figures()) == 1
 
 
 def test_bad_inputs_are_one_line_errors(env):

@@ -255,9 +255,35 @@ class TrainConfig:
         return cmd.text
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        d = json.loads(text)
-        opts = d.pop("options")
+    def from_json(cls, text: str, run: str = "") -> TrainConfig:
+        """The config a runs row recorded (its ``config`` column).
+
+        Raises:
+            CacheError: the row was written by a newer dlbench (an option or field this version does not
+                know, or a newer schema) or is not a config at all; one line naming ``run``.
+        """
+        from dlbench.errors import CacheError
+
+        run = run or (hashlib.sha256(text.encode()).hexdigest()[:16] if isinstance(text, str) else "")
+        who = f"run {run}" if run else "a cached run"
+        try:
+            d = json.loads(text)
+            opts = dict(d["options"])
+            _ = (d["model"], d["dataset"], d["model_settings"], d["dataset_options"], d["device_kind"])
+            top = set(d) - {"model", "dataset", "model_settings", "dataset_options", "options", "device_kind"}
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CacheError(
+                f"the config of {who} is unreadable ({type(exc).__name__}); remove it with "
+                f"`dlbench runs rm {run or 'KEY'}` and train it again"
+            ) from None
+        unknown = sorted((set(opts) - set(TRAIN_OPTION_NAMES)) | (top - {"schema"}))
+        schema = d.get("schema", SCHEMA_VERSION)
+        if unknown or not isinstance(schema, int) or schema > SCHEMA_VERSION:
+            what = f"option {', '.join(unknown)}" if unknown else f"schema {schema}"
+            raise CacheError(
+                f"{who} was written by a newer dlbench ({what} unknown to this version); upgrade dlbench "
+                "to read it, or use another --cache-dir"
+            )
         opts["transfer"] = transfer_label(opts.get("init", "scratch"), opts.get("finetune", "full"))
         return cls(
             model=d["model"],
@@ -266,7 +292,7 @@ class TrainConfig:
             dataset_options=d["dataset_options"],
             options=TrainOptions(**opts),
             device_kind=d["device_kind"],
-            schema=d["schema"],
+            schema=schema,
         )
 
 

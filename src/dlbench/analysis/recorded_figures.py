@@ -23,9 +23,7 @@ class FigureRecord:
 
 def default_folder(store) -> Path:
     """Where figures go when no ``--out`` is given: the cache's ``figures/`` folder."""
-    from dlbench.analysis.figures import figures_dir
-
-    return figures_dir(store.root)
+    return store.figures_dir
 
 
 def png_path(path: Path) -> Path:
@@ -38,13 +36,9 @@ def png_path(path: Path) -> Path:
 
 def record(store, figure: FigureRecord) -> None:
     """Add (or replace) ``figure`` in the figure index of ``store``'s cache."""
-    from dlbench.analysis.figures import record_figure
-
-    record_figure(store.root, figure.kind, figure.path, figure.title, figure.command, figure.meta)
+    store.record_figure(figure.kind, figure.path, figure.title, figure.command, figure.meta)
 
 
 def figures(store, kind: str | None = None):
     """The recorded figures (a DataFrame, oldest first), optionally of one ``kind``."""
-    from dlbench.analysis.figures import list_figures
-
-    return list_figures(store.root, kind)
+    return store.figures(kind)

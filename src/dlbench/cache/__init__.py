@@ -1,5 +1,5 @@
-"""Parquet result cache: one file per run per table, written atomically, keyed by the config hash."""
+"""The result cache: :class:`Store` is the one door to every file under the cache folder (see store.py)."""
 
-from dlbench.cache.store import TABLES, Store
+from dlbench.cache.store import TABLES, CacheWarning, Store
 
-__all__ = ["TABLES", "Store"]
+__all__ = ["TABLES", "CacheWarning", "Store"]

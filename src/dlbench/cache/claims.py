@@ -23,7 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
-from dlbench.atomic import pid_alive
+from dlbench.atomic import pid_alive, write_bytes
+from dlbench.errors import DlbenchError
 
 try:  # POSIX; elsewhere take-overs are best effort
     import fcntl
@@ -109,6 +110,11 @@ class Claim:
             return not pid_alive(pid)
         return False
 
+    def held_elsewhere(self) -> bool:
+        """Whether a live process other than this one holds this claim now."""
+        data = self._read()
+        return data is not None and data.get("token") not in _LIVE_TOKENS and not self.is_stale(data)
+
     # -- acquire / release ------------------------------------------------------------------------------
     def _create(self) -> bool:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -157,11 +163,9 @@ class Claim:
             if data is None or (data and data.get("token") != self.token):
                 self.lost = True  # taken over (or removed): the runner stops at the next epoch
                 return
-            try:  # rewrite in place: the mtime is the heartbeat; the content says who and when
-                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-                tmp.write_bytes(self._content())
-                os.replace(tmp, self.path)
-            except OSError:
+            try:  # rewrite atomically: the mtime is the heartbeat; the content says who and when
+                write_bytes(self.path, self._content())
+            except DlbenchError:  # a full disk or a vanished folder: the claim goes stale, as it should
                 pass
 
     def check(self) -> None:

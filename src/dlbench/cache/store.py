@@ -1,9 +1,9 @@
-"""The result cache.
+"""The result cache: :class:`Store` is the one door to every file under the cache root.
 
 Layout under the cache root::
 
     SCHEMA                      {"schema": N}: refuse caches written by a newer dlbench
-    runs/<key>.parquet          one row: status, config, summary (written LAST: its presence = run complete)
+    runs/<key>.parquet          one row: status, config, summary, files (written LAST: its presence = complete)
     epochs/<key>.parquet        one row per epoch
     steps/<key>.parquet         subsampled per-step training loss
     grads/<key>.parquet         per epoch and layer: mean and max gradient norm
@@ -11,57 +11,76 @@ Layout under the cache root::
     checkpoints/<key>.pt        last finished epoch of a run in progress (deleted when it completes)
     weights/<key>.pt            final weights of a completed run
     sweeps/<name>.json          a sweep's definition: axes, fixed values, trial keys in order
+    sweeps/<name>/              that sweep's figures
     claims/<key>.claim          the process training that run now, with a heartbeat (see claims.py)
-    quarantine/                 unreadable files moved aside, so the rest of the cache stays usable
+    figures/                    kernel, feature-map and equivariance figures, and index.parquet (figures.py)
+    counts/<hash>.json          parameter-count tables recorded by `count-params` (counts.py)
+    quarantine/                 damaged files moved aside, so the rest of the cache stays usable
 
-Every file is written to a temporary name in its folder (``.<name>.<host>-<pid>.tmp``) and renamed into place,
-so a crash never leaves half a file and readers never see one; temporary files left by killed processes are
-removed by the next sweep. Everything a table or figure shows is derived from these files.
+Every file is written through :mod:`dlbench.atomic` (a temp name beside it, renamed into place), so a crash never
+leaves half a file and readers never see one. The first write of a command reaps the temp files that killed
+processes left in these folders, and only there: never a name dlbench does not write, never through a symlink.
+
+A run counts as cached only if its ``runs`` row belongs to its key and every table, and the weights, match the
+size and hash recorded in that row (see :mod:`dlbench.cache.integrity`). A damaged or misplaced file is moved to
+``quarantine/`` (with the run's ``runs`` row, so the next `sweep` or `train` recomputes the run) and named in one
+warning line. In a read-only cache (a shared mount of finished results) nothing is ever written: reading works,
+and a damaged run is skipped with a warning instead.
+
+The code: this module (runs, their tables, weights and checkpoints), :mod:`.root` (the folder, SCHEMA, cleanup,
+quarantine), :mod:`.documents` (sweeps, figure index, count tables), :mod:`.integrity` (sizes and hashes),
+:mod:`.weights` (torch files), :mod:`.claims` (one trainer per run).
 
 Test hook: ``DLBENCH_FAULT=cache-write[@N]`` kills this process (SIGKILL) halfway through writing its N-th
-cache file (default the first), to test that a crash at that moment loses nothing.
+run file (the four tables, the weights, then the runs row), to test that a crash at that moment loses nothing.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from dlbench.atomic import crash_midway, fault_due, tmp_path
-from dlbench.config import SCHEMA_VERSION, TrainConfig
-from dlbench.errors import CacheError, RunNotFoundError, UsageError
+from dlbench.atomic import write_bytes
+from dlbench.cache.documents import Documents
+from dlbench.cache.integrity import (
+    Damage,
+    check_file,
+    check_footer,
+    check_row,
+    digest,
+    entry,
+    parse_files,
+)
+from dlbench.cache.root import TABLES, CacheWarning
+from dlbench.cache.weights import read_weights, write_weights
+from dlbench.config import TrainConfig
+from dlbench.errors import CacheError, RunNotFoundError
 
-TABLES = ("runs", "epochs", "steps", "grads", "predictions")
-
-
-class CacheWarning(UserWarning):
-    pass
-
-
-def write_parquet(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    if fault_due("cache-write"):
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        with open(tmp, "wb") as f:
-            crash_midway(f, buf.getvalue())
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+__all__ = ["TABLES", "CacheWarning", "Store"]
 
 
-class Store:
+def _parquet(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+class Store(Documents):
+    """Every file under one cache root: runs and their tables, weights, checkpoints' location, claims (here),
+    sweeps, figures and count tables (:class:`~dlbench.cache.documents.Documents`), the root itself, cleanup and
+    quarantine (:class:`~dlbench.cache.root.CacheRoot`). Reading never writes; the first write prepares the root.
+    """
+
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self._check_not_a_file()
-        self._check_schema()
+        super().__init__(root)
+        self._verified: dict[str, tuple] = {}  # key -> stat of its files when last found intact
+        self._manifests: dict[str, dict | None] = {}  # key -> its runs row's files (None: a 0.1.0 run)
+        self._warned: set[Path] = set()
 
     # -- layout ---------------------------------------------------------------------------------------------
     def path(self, table: str, key: str) -> Path:
@@ -79,89 +98,33 @@ class Store:
 
         return Claim(self.root / "claims", key)
 
-    def _check_not_a_file(self) -> None:
-        """A cache folder that is (or lies under) a file can be neither read nor written: say so now."""
-        for p in (self.root, *self.root.parents):
-            if p.exists():
-                if not p.is_dir():
-                    raise UsageError(
-                        f"cannot use {self.root} as the cache folder: {p} is a file; "
-                        "choose another --cache-dir or DLBENCH_HOME"
-                    )
-                return
-
-    def check_writable(self) -> None:
-        """Raise UsageError (writing nothing) unless the cache folder exists writable or can be created."""
-        self._check_not_a_file()
-        for p in (self.root, *self.root.parents):
-            if p.exists():
-                if not os.access(p, os.W_OK | os.X_OK):
-                    raise UsageError(
-                        f"cannot write the cache folder {self.root} ({p} is read-only); "
-                        "choose a writable --cache-dir or DLBENCH_HOME"
-                    )
-                return
-
-    def _check_schema(self) -> None:
-        marker = self.root / "SCHEMA"
-        if marker.exists():
-            try:
-                found = json.loads(marker.read_text())["schema"]
-                if not isinstance(found, int) or isinstance(found, bool):
-                    raise ValueError(found)
-            except Exception:
-                raise CacheError(
-                    f"{marker} is unreadable; delete it and dlbench will write it again"
-                ) from None
-            if found > SCHEMA_VERSION:
-                raise CacheError(
-                    f"the cache at {self.root} was written by a newer dlbench (schema {found}, this one reads "
-                    f"{SCHEMA_VERSION}); upgrade dlbench or choose another --cache-dir"
-                )
-
-    def _ensure_root(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot create the cache folder {self.root} ({exc.strerror}); "
-                "choose a writable --cache-dir or DLBENCH_HOME"
-            ) from None
-        marker = self.root / "SCHEMA"
-        if not marker.exists():
-            tmp = tmp_path(marker)
-            tmp.write_text(json.dumps({"schema": SCHEMA_VERSION}))
-            os.replace(tmp, marker)
-
-    def clean_tmp(self) -> int:
-        """Remove temp files left by killed writers, in dlbench's own folders only (see atomic.reap)."""
-        from dlbench.atomic import reap
-
-        folders = [
-            self.root,
-            *(self.root / t for t in TABLES),
-            *(self.root / f for f in ("checkpoints", "weights", "sweeps", "claims")),
-        ]
-        return sum(reap(folder) for folder in folders)
-
-    # -- writing --------------------------------------------------------------------------------------------
+    # -- writing runs ---------------------------------------------------------------------------------------
     def save(self, config: TrainConfig, result) -> dict:
-        """Store a finished run (ok, diverged or oom). Returns its `runs` row."""
+        """Store a finished run (ok, diverged or oom) and return its `runs` row.
+
+        The tables and the weights are written first, each atomically, and their sizes and hashes recorded in
+        the `runs` row, which is written last: a failure anywhere (a full disk is one :class:`WriteError`
+        line) leaves no `runs` row, so the run is not complete and its checkpoint is kept for the rerun.
+        """
         self._ensure_root()
         key = config.key
-        tables = {
-            "epochs": pd.DataFrame(result.epochs),
-            "steps": pd.DataFrame(result.steps),
-            "grads": pd.DataFrame(result.grads),
-            "predictions": pd.DataFrame(result.predictions or {}),
-        }
-        for name, df in tables.items():
-            df.insert(0, "key", key) if len(df) else None
-            write_parquet(df, self.path(name, key))
+        files = {}
+        for name, records in (
+            ("epochs", result.epochs),
+            ("steps", result.steps),
+            ("grads", result.grads),
+            ("predictions", result.predictions or {}),
+        ):
+            df = pd.DataFrame(records)
+            if len(df):
+                df.insert(0, "key", key)
+            data = _parquet(df)
+            write_bytes(self.path(name, key), data, fault="cache-write")
+            files[name] = entry(len(data), digest(data))
         if result.state_dict is not None:
-            from dlbench.engine.checkpoint import save_atomic
-
-            save_atomic(result.state_dict, self.weights_path(key), fault="cache-write")
+            files["weights"] = write_weights(self.weights_path(key), result.state_dict)
+        else:
+            self.weights_path(key).unlink(missing_ok=True)  # never leave an older run's weights behind
         row = {
             "key": key,
             "status": result.status,
@@ -171,90 +134,210 @@ class Store:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "config": config.canonical_json(),
             "command": config.command(),
+            "files": json.dumps(files, sort_keys=True),
             **result.summary,
         }
-        write_parquet(pd.DataFrame([row]), self.path("runs", key))  # last: marks the run complete
+        write_bytes(self.path("runs", key), _parquet(pd.DataFrame([row])), fault="cache-write")
+        self._verified.pop(key, None)
+        self._manifests[key] = files
         self.checkpoint_path(key).unlink(missing_ok=True)
         return row
 
-    # -- reading --------------------------------------------------------------------------------------------
-    def _read(self, path: Path) -> pd.DataFrame | None:
-        """Read one table file; an unreadable one is quarantined with a one-line CacheWarning.
+    def discard_checkpoint(self, key: str) -> None:
+        """Delete run ``key``'s checkpoint if there is one and the cache can be written (else leave it)."""
+        path = self.checkpoint_path(key)
+        if path.exists() and not self.read_only(path.parent):
+            path.unlink(missing_ok=True)
 
-        A damaged table of a finished run also takes that run's ``runs`` row to quarantine, so the run no
-        longer counts as complete and the next `sweep` or `train` of it recomputes it.
+    # -- damage ---------------------------------------------------------------------------------------------
+    def _damaged(self, path: Path, why: str, key: str | None = None) -> None:
+        """Move a damaged file aside (with its run's ``runs`` row) and warn in one line.
+
+        In a read-only cache nothing moves: the run is skipped with a warning (once per file and Store).
         """
-        try:
-            return pd.read_parquet(path)
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            self._damaged(path, type(exc).__name__)
-            return None
-
-    def _damaged(self, path: Path, why: str) -> None:
-        """Move a damaged table file aside (with its run's ``runs`` row) and warn in one line."""
-        moved = self.quarantine(path)
-        if moved is None:  # another process moved it aside first
+        self._verified.pop(key or path.stem, None)
+        if key and self._being_rewritten(key):
+            return  # another process (`--force`) is replacing its files: not damage; it counts as missing
+        if self.read_only() or self.read_only(path.parent):
+            if path not in self._warned:
+                self._warned.add(path)
+                what = f"run {key}" if key else "it"
+                warnings.warn(
+                    f"{path} is {why}; skipped {what} (the cache is read-only, so nothing was moved)",
+                    CacheWarning,
+                    stacklevel=3,
+                )
             return
-        key, table = path.stem, path.parent.name
-        if table != "runs" and self.quarantine(self.path("runs", key)) is not None:
-            also = f" (and its runs row, so run {key} counts as missing)"
-        else:
-            also = ""
+        moved = self.quarantine(path)
+        runs = self.path("runs", key) if key else path
+        runs_moved = self.quarantine(runs) if runs != path else None
+        if moved is None and runs_moved is None:  # another process set it aside first
+            return
+        self._manifests.pop(key or path.stem, None)
+        done = f"moved it to {moved}" if moved else f"moved run {key}'s runs row to {runs_moved}"
+        also = f" (and its runs row, so run {key} counts as missing)" if moved and runs_moved else ""
         warnings.warn(
-            f"{path} is unreadable ({why}); moved it to {moved}{also}; "
-            "run the same sweep or train command again to recompute that run",
+            f"{path} is {why}; {done}{also}; run the same sweep or train command again to recompute that run",
             CacheWarning,
             stacklevel=3,
         )
 
-    def _intact(self, key: str) -> bool:
-        """Whether every table of a finished run is present and has a valid Parquet footer (cheap: no data)."""
+    def _being_rewritten(self, key: str) -> bool:
+        """Whether a live process holds run ``key``'s claim (only then are a run's files replaced)."""
+        return self.claim(key).held_elsewhere()
+
+    # -- reading runs ---------------------------------------------------------------------------------------
+    def _read(self, path: Path, key: str | None = None, retry: bool = True) -> pd.DataFrame | None:
+        """Read one table file; an unreadable one is damage (see :meth:`_damaged`). None if absent.
+
+        When the run's recorded hashes are known, the bytes read are checked against them (no second read).
+        """
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        expected = (self._manifests.get(key) or {}).get(path.parent.name) if key else None
+        if expected is not None and (len(data), digest(data)) != (expected["size"], expected["sha256"]):
+            self._manifests.pop(key, None)  # perhaps rewritten since by another process: look again
+            self._verified.pop(key, None)
+            return self._read(path, key, retry=False) if retry and self.has(key) else None
+        try:
+            return pq.read_table(pa.BufferReader(data)).to_pandas()
+        except Exception as exc:
+            self._damaged(path, f"unreadable ({type(exc).__name__})", key)
+            return None
+
+    def _row(self, key: str) -> dict | None:
+        """The runs row of ``key`` as a dict, checked to belong to ``key``; None if absent or damaged."""
+        path = self.path("runs", key)
+        df = self._read(path, key)
+        if df is None:
+            return None
+        if len(df) != 1:
+            self._damaged(path, f"damaged ({len(df)} rows, not 1)", key)
+            return None
+        row = df.iloc[0].to_dict()
+        try:
+            check_row(row, key)
+            self._manifests[key] = parse_files(row.get("files"))
+        except Damage as exc:
+            self._damaged(path, f"misplaced or damaged ({exc})", key)
+            return None
+        return row
+
+    def _head(self, key: str) -> dict | None:
+        """The ``key``, ``config`` and ``files`` of run ``key``'s runs row, checked to belong to ``key``.
+
+        Only these three columns are decoded, without pandas: about 10x cheaper than :meth:`_row`, which is
+        what keeps :meth:`has` fast. None if absent or damaged (then set aside, see :meth:`_damaged`).
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = self.path("runs", key)
+        try:
+            reader = pq.ParquetFile(pa.BufferReader(path.read_bytes()))
+            names = reader.schema_arrow.names
+            wanted = [c for c in ("key", "config", "files") if c in names]
+            rows = reader.read(columns=wanted, use_threads=False).to_pylist()
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            self._damaged(path, f"unreadable ({type(exc).__name__})", key)
+            return None
+        try:
+            if len(rows) != 1:
+                raise Damage(f"{len(rows)} rows, not 1")
+            check_row(rows[0], key)
+            self._manifests[key] = parse_files(rows[0].get("files"))
+        except Damage as exc:
+            self._damaged(path, f"misplaced or damaged ({exc})", key)
+            return None
+        return rows[0]
+
+    def _stat(self, key: str) -> tuple:
+        out = []
+        for p in (*(self.path(t, key) for t in TABLES), self.weights_path(key)):
+            try:
+                st = p.stat()
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
+
+    def has(self, key: str) -> bool:
+        """Whether run ``key`` is complete and intact (see :mod:`dlbench.cache.integrity`).
+
+        A run found damaged or misplaced is quarantined with one warning line (skipped, in a read-only cache)
+        and counts as missing. A run found intact is not hashed again by this Store until its files change.
+        """
+        if not self.path("runs", key).exists():
+            return False
+        stat = self._stat(key)
+        if self._verified.get(key) == stat:
+            return True
+        if self._head(key) is None:
+            return False
+        files = self._manifests.get(key)
         for table in TABLES[1:]:
             path = self.path(table, key)
             try:
-                pq.read_metadata(path)
+                if files is None:
+                    check_footer(path, key)
+                elif table not in files:
+                    raise Damage("not recorded in its runs row")
+                else:
+                    check_file(path, files[table])
             except FileNotFoundError:
-                moved = self.quarantine(self.path("runs", key))
-                if moved is not None:
-                    warnings.warn(
-                        f"{path} is missing; moved run {key}'s runs row to {moved}; "
-                        "run the same sweep or train command again to recompute that run",
-                        CacheWarning,
-                        stacklevel=3,
-                    )
+                self._damaged(path, "missing", key)
                 return False
-            except Exception as exc:
-                self._damaged(path, type(exc).__name__)
+            except Damage as exc:
+                self._damaged(path, f"damaged or misplaced ({exc})", key)
                 return False
+        if files is not None and "weights" in files:
+            path = self.weights_path(key)
+            try:
+                check_file(path, files["weights"], hash_it=False)  # hashed whenever loaded
+            except FileNotFoundError:
+                self._damaged(path, "missing", key)
+                return False
+            except Damage as exc:
+                self._damaged(path, f"damaged ({exc})", key)
+                return False
+        self._verified[key] = stat
         return True
 
-    def quarantine(self, path: Path) -> Path | None:
-        """Move ``path`` to quarantine/ (None if it is already gone); never overwrites an earlier one."""
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        dest = self.root / "quarantine" / f"{path.parent.name}-{stamp}-{os.getpid()}-{path.name}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(path, dest)
-        except FileNotFoundError:
-            return None
-        return dest
+    def load_weights(self, key: str) -> dict:
+        """The final weights of run ``key`` (a unique prefix is enough), hash-checked and loaded safely.
 
-    def has(self, key: str) -> bool:
-        """Whether run ``key`` is complete: its runs row reads and its other tables are intact."""
-        path = self.path("runs", key)
-        return path.exists() and self._read(path) is not None and self._intact(key)
+        Raises:
+            RunNotFoundError: the run kept no weights (it diverged or ran out of memory).
+            CacheError: the weights are damaged; they were moved aside with the run's ``runs`` row.
+        """
+        full = self.resolve_key(key)
+        row = self.get(full)
+        path = self.weights_path(full)
+        redo = f"train it again with `{row.get('command')} --force`"
+        try:
+            return read_weights(path.read_bytes(), (self._manifests.get(full) or {}).get("weights"))
+        except FileNotFoundError:
+            raise RunNotFoundError(
+                f"run {full} kept no weights (status {row.get('status')}); {redo}"
+            ) from None
+        except Damage as exc:
+            self._damaged(path, f"damaged ({exc})", full)
+            raise CacheError(f"the weights of run {full} in {path} are damaged ({exc}); {redo}") from None
 
     def get(self, key: str) -> dict:
         """The `runs` row of ``key`` (a unique prefix is enough)."""
         full = self.resolve_key(key)
-        df = self._read(self.path("runs", full))
-        if df is None:
+        row = self._row(full)
+        if row is None:
             raise RunNotFoundError(f"run {key} is not in the cache at {self.root}; see `dlbench runs`")
-        return df.iloc[0].to_dict()
+        return row
 
     def keys(self) -> list[str]:
         folder = self.root / "runs"
@@ -285,9 +368,9 @@ class Store:
     ) -> pd.DataFrame:
         keys = keys if keys is not None else self.keys()
         df = self._read_runs_fast(keys)
-        if df is None:  # some file is damaged: read one by one, quarantining what cannot be read
-            frames = [df for k in keys if (df := self._read(self.path("runs", k))) is not None]
-            df = pd.concat(frames, ignore_index=True) if frames else None
+        if df is None:  # some file is damaged: read one by one, setting aside what cannot be read
+            rows = [row for k in keys if (row := self._row(k)) is not None]
+            df = pd.DataFrame(rows) if rows else None
         if df is None or df.empty:
             return pd.DataFrame(columns=["key", "status", "model", "dataset"])
         if model:
@@ -300,7 +383,8 @@ class Store:
 
     def _read_runs_fast(self, keys: list[str]) -> pd.DataFrame | None:
         """All `runs` rows as one Arrow table converted to pandas once: about 4x faster than a DataFrame per
-        one-row file on a 1,000-run cache. None if any file fails (the caller then reads them one by one)."""
+        one-row file on a 1,000-run cache. None if any file fails or a row is not its file's run (the caller
+        then reads them one by one)."""
         if not keys:
             return None
         try:
@@ -308,70 +392,33 @@ class Store:
             import pyarrow.parquet as pq
 
             tables = [pq.ParquetFile(self.path("runs", k)).read() for k in keys]
-            return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+            df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+            if df["key"].tolist() != list(keys):
+                return None
+            for row in df.to_dict("records"):
+                check_row(row, row["key"])
+                self._manifests[row["key"]] = parse_files(row.get("files"))
+            return df
         except Exception:
             return None
 
     def table(self, name: str, keys: list[str]) -> pd.DataFrame:
         if name not in TABLES:
             raise ValueError(name)
-        frames = [df for k in keys if (df := self._read(self.path(name, k))) is not None and len(df)]
+        frames = [df for k in keys if (df := self._read(self.path(name, k), k)) is not None and len(df)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def config(self, key: str) -> TrainConfig:
-        return TrainConfig.from_json(self.get(key)["config"])
+        return TrainConfig.from_json(self.get(key)["config"], run=key)
 
     def remove(self, key: str) -> None:
+        """Delete run ``key`` (a unique prefix is enough): its runs row first, then its other files."""
         full = self.resolve_key(key)
+        self.check_writable()
         self.path("runs", full).unlink(missing_ok=True)  # first: the run is no longer complete
         for name in TABLES[1:]:
             self.path(name, full).unlink(missing_ok=True)
         self.checkpoint_path(full).unlink(missing_ok=True)
         self.weights_path(full).unlink(missing_ok=True)
-
-    # -- sweeps ---------------------------------------------------------------------------------------------
-    def sweep_path(self, name: str) -> Path:
-        from dlbench.paths import safe_name
-
-        return self.root / "sweeps" / f"{safe_name(name)}.json"
-
-    def save_sweep(self, definition: dict) -> Path:
-        self._ensure_root()
-        path = self.sweep_path(definition["name"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_path(path)
-        tmp.write_text(json.dumps(definition, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-        return path
-
-    def sweeps(self) -> list[dict]:
-        folder = self.root / "sweeps"
-        out = []
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                moved = self.quarantine(path)
-                warnings.warn(
-                    f"{path} is unreadable; moved it to {moved}; rerun that sweep", CacheWarning, stacklevel=2
-                )
-        return out
-
-    def get_sweep(self, name: str) -> dict:
-        path = self.sweep_path(name)
-        if not path.exists():
-            names = [d["name"] for d in self.sweeps()]
-            from dlbench.errors import UnknownNameError
-
-            raise UnknownNameError("sweep", name, names, hint="see the names `dlbench sweep` printed")
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            moved = self.quarantine(path)
-            raise CacheError(
-                f"the sweep definition {path} is unreadable (moved to {moved}); "
-                "run that sweep again to write it anew"
-            ) from None
-
-    def clear_quarantine(self) -> None:
-        shutil.rmtree(self.root / "quarantine", ignore_errors=True)
+        self._verified.pop(full, None)
+        self._manifests.pop(full, None)

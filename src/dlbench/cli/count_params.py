@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dlbench.cli._options import DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
+from dlbench.cli._options import CacheDirOpt, DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
 from dlbench.cli._output import Format, Output, Table
 
 
@@ -18,9 +18,13 @@ def count_params(
     depth: int = typer.Option(0, "--depth", help="Also print a per-layer breakdown down to this depth."),
     no_bias: bool = typer.Option(False, "--no-bias", help="Count weights only (leave out bias vectors)."),
     data_dir: Path = DataDirOpt,
+    cache_dir: Path = CacheDirOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """Count parameters and multiply-accumulates per image without allocating any weights."""
+    """Count parameters and multiply-accumulates per image without allocating any weights.
+
+    The table is also recorded in the cache (when it is writable), so `dlbench report` shows it.
+    """
     from dlbench.analysis.count_tables import count_table
     from dlbench.cli.train import single_values
     from dlbench.settings import parse_assignments
@@ -29,7 +33,28 @@ def count_params(
     table = count_table(
         model, dataset, grid, single_values(dataset_opts), depth=depth, bias=not no_bias, data_dir=data_dir
     )
+    _record(table, cache_dir)
     tables = [Table(table.rows, table.columns, title=table.title, name="counts")]
     if depth:
         tables.append(Table(table.layers, title=table.layers_title, name="layers"))
     Output(fmt).tables(*tables)
+
+
+def _record(table, cache_dir) -> None:
+    """Keep the table for `report`; a read-only (shared) cache keeps nothing and the count still prints."""
+    from dlbench import paths
+    from dlbench.cache import Store
+
+    from dlbench.errors import DlbenchError
+
+    store = Store(paths.cache_dir(cache_dir))
+    if store.read_only():
+        return
+    try:
+        store.record_counts(table.title, table.command, table.columns, table.rows)
+    except DlbenchError as exc:  # a cache folder that cannot be created: the count itself is still right
+        import warnings
+
+        from dlbench.cache import CacheWarning
+
+        warnings.warn(f"the table was not recorded for `report`: {exc}", CacheWarning, stacklevel=2)

@@ -12,15 +12,14 @@ clearly beats an MLP of similar size, while colour and brightness carry no class
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from dlbench.atomic import reap, write_atomic
 from dlbench.data._registry import ArrayDataset, DatasetInfo, DatasetSpec, register_dataset
-from dlbench.errors import InvalidSettingError
+from dlbench.errors import DlbenchError, InvalidSettingError
 
 NAME = "shapes"
 FORMAT_VERSION = 1  # bump when the generator changes, so old cache files are not reused
@@ -255,19 +254,6 @@ def _read_cache(path: Path) -> dict | None:
     return blob
 
 
-def _write_atomic(path: Path, blob: dict) -> None:
-    # Temp file in the same folder + os.replace: a crash or a concurrent writer never leaves a partial file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(blob, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load(data_dir: Path, download: bool = True, **options) -> ArrayDataset:
     """Load ``shapes`` from the cache file, generating (and caching) it on first use.
 
@@ -287,10 +273,11 @@ def load(data_dir: Path, download: bool = True, **options) -> ArrayDataset:
         train_x, train_y = generate(options["train_size"], size, _split_seed(seed, "train"))
         test_x, test_y = generate(options["test_size"], size, _split_seed(seed, "test"))
         blob = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
-        try:
-            _write_atomic(path, blob)
-        except OSError:
-            pass  # a read-only data dir only costs regenerating next time
+        try:  # atomic, with the user's umask: readable in a shared data folder
+            reap(path.parent)  # temp files of killed writers
+            write_atomic(path, lambda f: torch.save(blob, f))
+        except (OSError, RuntimeError, DlbenchError):  # RuntimeError: torch.save on a full disk
+            pass  # a read-only or full data dir only costs regenerating next time
     return ArrayDataset(meta, blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"])
 
 
