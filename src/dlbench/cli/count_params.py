@@ -44,7 +44,6 @@ def _record(table, cache_dir) -> None:
     """Keep the table for `report`; a read-only (shared) cache keeps nothing and the count still prints."""
     from dlbench import paths
     from dlbench.cache import Store
-
     from dlbench.errors import DlbenchError
 
     store = Store(paths.cache_dir(cache_dir))

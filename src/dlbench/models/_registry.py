@@ -105,7 +105,9 @@ def _tv_spec(tv_name: str) -> ModelSpec:
                 f"tv:{tv_name} expects 3-channel images, the dataset has {input_shape[0]}; "
                 "use an RGB dataset or a registry model (mlp, cnn, resnet18, ...)"
             )
-        if tv_name in AUX_HEADS:  # as torchvision publishes them; init_weights given silences its FutureWarning
+        if (
+            tv_name in AUX_HEADS
+        ):  # as torchvision publishes them; init_weights given silences its FutureWarning
             kwargs = {**AUX_HEADS[tv_name], "init_weights": True, **kwargs}
         model = torchvision.models.get_model(tv_name, num_classes=num_classes, **kwargs)
         if tv_name in AUX_HEADS:

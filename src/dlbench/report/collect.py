@@ -122,3 +122,52 @@ def recorded_figures(store) -> list[dict]:
 def recorded_counts(store) -> list[dict]:
     """Tables recorded by `dlbench count-params`, oldest first."""
     return store.counts()
+
+
+def since_stamp(since: str | None) -> str | None:
+    """``--since`` as the cache's ``created`` format, or a one-line UsageError."""
+    if not since:
+        return None
+    try:
+        return datetime.fromisoformat(since.strip()).strftime("%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        raise UsageError(
+            f"--since must be an ISO date such as 2025-01-31 or 2025-01-31T14:00, got '{since}'"
+        ) from None
+
+
+def _wanted(study: Study, sel: Selection) -> bool:
+    return (
+        (not sel.sweeps or study.name in sel.sweeps)
+        and (not sel.model or study.model == sel.model)
+        and (not sel.dataset or study.dataset == sel.dataset)
+    )
+
+
+def _plain(value):
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _row_dicts(df: pd.DataFrame) -> dict[str, dict]:
+    return {r["key"]: {k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")} if len(df) else {}
+
+
+def _select_figures(figures: list[dict], sel: Selection, since: str | None, study_models: set) -> list[dict]:
+    """Figures created since ``since``, of the selected model (of the selected sweeps' models with --sweep)."""
+    out = []
+    models = {sel.model} if sel.model else (study_models if sel.sweeps else None)
+    for f in figures:
+        try:
+            meta = json.loads(f.get("meta") or "{}")
+        except ValueError:
+            meta = {}
+        if since and str(f.get("created", "")) < since:
+            continue
+        if models is not None and meta.get("model") not in models:
+            continue
+        if sel.dataset and meta.get("dataset") not in (None, sel.dataset):
+            continue
+        out.append({**f, "meta": meta})
+    return sorted(out, key=lambda f: (str(f["kind"]), str(f["created"]), str(f["path"])))
