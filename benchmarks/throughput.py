@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from dlbench.config import resolve_config
 from dlbench.data import ArrayDataset, DatasetInfo
 from dlbench.engine import train
 from dlbench.engine.environment import synchronize
 from dlbench.engine.trainer import make_optimizer
 from dlbench.models import create_model, get_model_spec
+from dlbench.resolve import resolve_config
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 MODELS = ["mlp", "cnn", "resnet18", "mlpmixer", "vgg16"]

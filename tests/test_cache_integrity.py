@@ -315,7 +315,7 @@ def _read_only_mount(src: Path, dst: Path):
 
 # ------------------------------------------------------------------------------------------------ full disk
 def _config(width: int):
-    from dlbench.config import resolve_config
+    from dlbench.resolve import resolve_config
 
     return resolve_config(
         "mlp", "shapes", {"width": str(width)}, {"train_size": "600", "test_size": "100"}, {"epochs": "1"}

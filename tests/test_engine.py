@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from dlbench.cache import Store
-from dlbench.config import make_options, resolve_config
+from dlbench.config import make_options
 from dlbench.engine.device_data import DeviceData
 from dlbench.engine.schedule import lr_at
+from dlbench.resolve import resolve_config
 from dlbench.sweep.trial import run_trial_here as run_one
 
 TINY_DATA = {"train_size": 1200, "test_size": 300}

@@ -438,7 +438,7 @@ TRAIN = ["train", *TINY[:-2], "--set", "width=8", "--format", "json"]
 
 
 def _config():
-    from dlbench.config import resolve_config
+    from dlbench.resolve import resolve_config
 
     return resolve_config(
         "mlp",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlbench.cache import Store
-from dlbench.config import resolve_config
+from dlbench.resolve import resolve_config
 from dlbench.sweep.trial import run_trial_here as run_one
 
 pytestmark = pytest.mark.slow

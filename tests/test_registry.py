@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from dlbench.analysis.params import build_meta, count_macs, count_parameters, input_for
-from dlbench.config import resolve_config
 from dlbench.data import ArrayDataset, DatasetInfo
 from dlbench.engine import train
 from dlbench.models import get_model_spec, list_models
 from dlbench.models.transfer import default_weights, tv_name
+from dlbench.resolve import resolve_config
 
 ALL = [s.name for s in list_models()]
 HEAVY_PARAMS = 30_000_000  # larger models train one step only with `pytest -m heavy` (minutes, GBs on a CPU)

@@ -330,10 +330,10 @@ def test_html_report_renders_in_a_headless_browser(cache, tmp_path):
 
 def test_parameter_counts_come_from_records_and_count_tables():
     """params, trainable and macs as recorded in the runs rows ("-" where absent); count-params tables after."""
-    from dlbench.config import resolve_config
     from dlbench.report.blocks import Command, Heading, Report, Table
     from dlbench.report.markdown import render_markdown
     from dlbench.report.sections.params import params_section
+    from dlbench.resolve import resolve_config
     from dlbench.sweep.study import Axis, Study, StudyTrial
 
     configs = [

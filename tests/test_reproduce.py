@@ -14,9 +14,9 @@ import torch
 
 from dlbench.analysis.recorded_figures import figures
 from dlbench.cache import Store
-from dlbench.config import resolve_config
 from dlbench.data import get_dataset
 from dlbench.models import create_model
+from dlbench.resolve import resolve_config
 
 TINY = ["--dataset-opt", "train_size=64", "--dataset-opt", "test_size=16"]
 HOSTILE = "x;touch pwned; echo 'it ran' \"$(touch pwned2)\""

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from dlbench.cache import Store
-from dlbench.config import resolve_config
 from dlbench.data import ArrayDataset
 from dlbench.data._registry import DatasetInfo
 from dlbench.engine import train
 from dlbench.engine.device_data import DeviceData
 from dlbench.models import create_model, get_model_spec
 from dlbench.models.transfer import blocks, head_name
+from dlbench.resolve import resolve_config
 
 TINY = {"train_size": 96, "test_size": 32}
 TINY_FLAGS = ["--dataset-opt", "train_size=96", "--dataset-opt", "test_size=32"]

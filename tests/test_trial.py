@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dlbench.cache import Store
-from dlbench.config import resolve_config
+from dlbench.resolve import resolve_config
 from dlbench.sweep.trial import run_trial
 
 DATA = {"train_size": "300", "test_size": "60"}

@@ -354,6 +354,7 @@ def load_run(store, key: str, data_dir=None) -> LoadedModel:
     from dlbench.engine.checkpoint import load
     from dlbench.errors import RunNotFoundError
     from dlbench.models import get_model_spec
+    from dlbench.resolve import reproduce_command
 
     full = store.resolve_key(key)
     row = store.get(full)
@@ -362,7 +363,7 @@ def load_run(store, key: str, data_dir=None) -> LoadedModel:
     if not weights.exists():
         raise RunNotFoundError(
             f"run {full} has no saved weights (status {row.get('status')}); train it again with "
-            f"`{config.command()} --force`"
+            f"`{reproduce_command(config)} --force`"
         )
     spec = get_model_spec(config.model)
     info = get_dataset(config.dataset).info(data_dir, config.dataset_options)

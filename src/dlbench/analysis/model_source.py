@@ -55,8 +55,8 @@ def load_model(store, source: ModelSource, data_root: Path | None):
         return build_untrained(
             source.model, dataset, source.settings, source.dataset_options, source.seed, data_root
         )
-    from dlbench.config import resolve_config
     from dlbench.errors import RunNotFoundError
+    from dlbench.resolve import reproduce_command, resolve_config
 
     config = resolve_config(
         source.model, dataset, source.settings, source.dataset_options, source.train_options
@@ -64,7 +64,7 @@ def load_model(store, source: ModelSource, data_root: Path | None):
     if not store.has(config.key):
         raise RunNotFoundError(
             f"no cached run of {config.model} on {config.dataset} with these options (key {config.key}); "
-            f"train it first: `{config.command()}`, or add --untrained"
+            f"train it first: `{reproduce_command(config)}`, or add --untrained"
         )
     return load_run(store, config.key, data_root)
 

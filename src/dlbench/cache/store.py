@@ -99,7 +99,7 @@ class Store(Documents):
         return Claim(self.root / "claims", key)
 
     # -- writing runs ---------------------------------------------------------------------------------------
-    def save(self, config: TrainConfig, result) -> dict:
+    def save(self, config: TrainConfig, result, command: str = "") -> dict:
         """Store a finished run (ok, diverged or oom) and return its `runs` row.
 
         The tables and the weights are written first, each atomically, and their sizes and hashes recorded in
@@ -133,7 +133,7 @@ class Store(Documents):
             "dataset": config.dataset,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "config": config.canonical_json(),
-            "command": config.command(),
+            "command": command,  # the shell-quoted line that reproduces it (dlbench.resolve)
             "files": json.dumps(files, sort_keys=True),
             **result.summary,
         }

@@ -65,7 +65,7 @@ def train(
     from dlbench import paths
     from dlbench.cache import Store
     from dlbench.cli._progress import TrainProgress
-    from dlbench.config import resolve_config
+    from dlbench.resolve import resolve_config
     from dlbench.sweep.trial import run_trial_here as run_one
 
     config = resolve_config(

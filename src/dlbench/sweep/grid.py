@@ -12,9 +12,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from dlbench.config import SCHEDULES, TRAIN_OPTION_NAMES, TRANSFER_MODES, TrainConfig, resolve_config
+from dlbench.config import SCHEDULES, TRAIN_OPTION_NAMES, TRANSFER_MODES, TrainConfig
 from dlbench.errors import UsageError
 from dlbench.paths import safe_name
+from dlbench.resolve import resolve_config
 from dlbench.settings import canon_key
 from dlbench.sweep.study import Axis, Study, StudyTrial
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from dlbench.cache import Store
 from dlbench.config import TrainConfig
+from dlbench.resolve import reproduce_command
 
 
 class TrialBusy(Exception):
@@ -172,7 +173,7 @@ def run_trial_here(
             log_event(key, "start")
             result = _train(config, store, data, data_dir, guarded)
             claim.check()
-            row = store.save(config, result)
+            row = store.save(config, result, command=reproduce_command(config))
             log_event(key, "end")
             return row, False
         except ClaimLost:
