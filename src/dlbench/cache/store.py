@@ -29,7 +29,7 @@ and a damaged run is skipped with a warning instead.
 
 The code: this module (runs, their tables, weights and checkpoints), :mod:`.root` (the folder, SCHEMA, cleanup,
 quarantine), :mod:`.documents` (sweeps, figure index, count tables), :mod:`.integrity` (sizes and hashes),
-:mod:`.weights` (torch files), :mod:`.claims` (one trainer per run).
+:mod:`.weights` (torch files), :mod:`.queries` (runs as DataFrames), :mod:`.claims` (one trainer per run).
 
 Test hook: ``DLBENCH_FAULT=cache-write[@N]`` kills this process (SIGKILL) halfway through writing its N-th
 run file (the four tables, the weights, then the runs row), to test that a crash at that moment loses nothing.
@@ -56,6 +56,7 @@ from dlbench.cache.integrity import (
     entry,
     parse_files,
 )
+from dlbench.cache.queries import RunQueries
 from dlbench.cache.root import TABLES, CacheWarning
 from dlbench.cache.weights import read_weights, write_weights
 from dlbench.config import TrainConfig
@@ -70,7 +71,7 @@ def _parquet(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-class Store(Documents):
+class Store(RunQueries, Documents):
     """Every file under one cache root: runs and their tables, weights, checkpoints' location, claims (here),
     sweeps, figures and count tables (:class:`~dlbench.cache.documents.Documents`), the root itself, cleanup and
     quarantine (:class:`~dlbench.cache.root.CacheRoot`). Reading never writes; the first write prepares the root.
@@ -338,75 +339,6 @@ class Store(Documents):
         if row is None:
             raise RunNotFoundError(f"run {key} is not in the cache at {self.root}; see `dlbench runs`")
         return row
-
-    def keys(self) -> list[str]:
-        folder = self.root / "runs"
-        if not folder.is_dir():
-            return []
-        return sorted(p.stem for p in folder.glob("*.parquet"))
-
-    def resolve_key(self, key: str) -> str:
-        if not key or not all(c in "0123456789abcdef" for c in key):
-            raise RunNotFoundError(
-                f"'{key}' is not a run key (16 hex digits, or a unique prefix); see `dlbench runs`"
-            )
-        if len(key) == 16 and self.path("runs", key).exists():  # a full key: no need to list the folder
-            return key
-        matches = [k for k in self.keys() if k.startswith(key)]
-        if not matches:
-            raise RunNotFoundError(f"no cached run with key {key} in {self.root}; see `dlbench runs`")
-        if len(matches) > 1:
-            raise RunNotFoundError(f"key prefix {key} matches {len(matches)} runs; give more digits")
-        return matches[0]
-
-    def runs(
-        self,
-        model: str | None = None,
-        dataset: str | None = None,
-        status: str | None = None,
-        keys: list[str] | None = None,
-    ) -> pd.DataFrame:
-        keys = keys if keys is not None else self.keys()
-        df = self._read_runs_fast(keys)
-        if df is None:  # some file is damaged: read one by one, setting aside what cannot be read
-            rows = [row for k in keys if (row := self._row(k)) is not None]
-            df = pd.DataFrame(rows) if rows else None
-        if df is None or df.empty:
-            return pd.DataFrame(columns=["key", "status", "model", "dataset"])
-        if model:
-            df = df[df["model"] == model]
-        if dataset:
-            df = df[df["dataset"] == dataset]
-        if status:
-            df = df[df["status"] == status]
-        return df.sort_values(["created", "key"]).reset_index(drop=True)
-
-    def _read_runs_fast(self, keys: list[str]) -> pd.DataFrame | None:
-        """All `runs` rows as one Arrow table converted to pandas once: about 4x faster than a DataFrame per
-        one-row file on a 1,000-run cache. None if any file fails or a row is not its file's run (the caller
-        then reads them one by one)."""
-        if not keys:
-            return None
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            tables = [pq.ParquetFile(self.path("runs", k)).read() for k in keys]
-            df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
-            if df["key"].tolist() != list(keys):
-                return None
-            for row in df.to_dict("records"):
-                check_row(row, row["key"])
-                self._manifests[row["key"]] = parse_files(row.get("files"))
-            return df
-        except Exception:
-            return None
-
-    def table(self, name: str, keys: list[str]) -> pd.DataFrame:
-        if name not in TABLES:
-            raise ValueError(name)
-        frames = [df for k in keys if (df := self._read(self.path(name, k), k)) is not None and len(df)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def config(self, key: str) -> TrainConfig:
         return TrainConfig.from_json(self.get(key)["config"], run=key)
