@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dlbench.data import get_dataset, list_datasets
+from dlbench.data import file_checks, get_dataset, list_datasets
 from dlbench.data import shapes as shapes_mod
 from dlbench.data import torchvision_sets as tvs
 from dlbench.errors import DatasetError, InvalidSettingError, UnknownNameError, UsageError
@@ -198,7 +198,7 @@ def test_fake_fashion_mnist_files_decode(tmp_path):
 def test_fake_files_with_their_md5_pass_verification_once(tmp_path, monkeypatch):
     folder = tmp_path / "mnist"
     _fake_mnist(folder)
-    md5s = [(name, tvs._md5(folder / name)) for name in tvs.MNIST_FILES]
+    md5s = [(name, file_checks._md5(folder / name)) for name in tvs.MNIST_FILES]
     monkeypatch.setattr(tvs.MNISTInFolder, "resources", md5s)
     ds = get_dataset("mnist").load(tmp_path, download=False)
     assert len(ds.train_x) == 12
@@ -206,7 +206,7 @@ def test_fake_files_with_their_md5_pass_verification_once(tmp_path, monkeypatch)
     def no_rehash(path):
         raise AssertionError(f"re-hashed {path}")
 
-    monkeypatch.setattr(tvs, "_md5", no_rehash)  # second load in the same process: no hashing
+    monkeypatch.setattr(file_checks, "_md5", no_rehash)  # second load in the same process: no hashing
     assert len(get_dataset("mnist").load(tmp_path, download=False).test_x) == 5
 
 

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import os
-import pickle
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +26,9 @@ import numpy as np
 import torch
 
 from dlbench.data._registry import ArrayDataset, DatasetInfo, DatasetSpec, register_dataset
-from dlbench.errors import DatasetError, DlbenchError
+from dlbench.data.cifar import cifar_present, load_cifar
+from dlbench.data.file_checks import fetch, missing_error, verify_md5
+from dlbench.errors import DatasetError
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -74,41 +73,6 @@ MNIST_FILES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
-
-# (resolved path, size, mtime_ns) of files whose md5 matched in this process: a second load skips hashing.
-_VERIFIED: set[tuple[str, int, int]] = set()
-
-
-# -------------------- md5
-def _stamp(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_md5(path: Path, md5: str, fix: str) -> None:
-    """Raise :class:`DatasetError` unless ``path`` has md5 ``md5``; cached per (path, size, mtime).
-
-    Args:
-        path: File to check.
-        md5: Expected hex digest (from torchvision's class attributes).
-        fix: What the user should do, appended to the message.
-    """
-    stamp = _stamp(path)
-    if stamp in _VERIFIED:
-        return
-    got = _md5(path)
-    if got != md5:
-        raise DatasetError(f"corrupt dataset file {path}: md5 {got}, expected {md5}; {fix}")
-    _VERIFIED.add(stamp)
-
 
 # -------------------- torchvision bridges
 # Built on first use: importing torchvision costs seconds, and most commands (a cache hit, count-params on
@@ -171,27 +135,6 @@ def __getattr__(name: str):  # module attribute access: tvs.MNISTInFolder
     raise AttributeError(name)
 
 
-def _download(source, name: str, folder: Path, files: tuple[str, ...]) -> None:
-    """Run torchvision's download; any failure becomes one DatasetError naming the folder and the files."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        source.download()
-    except DlbenchError:
-        raise
-    except Exception as e:  # no network, a proxy, a read-only folder, ...: all end the same way for the user
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DatasetError(
-            f"{name} is not in {folder} and could not be downloaded ({reason}); place these files there: "
-            f"{', '.join(files)}"
-        ) from e
-
-
-def _missing_error(name: str, folder: Path, files: tuple[str, ...]) -> DatasetError:
-    return DatasetError(
-        f"{name} is not in {folder} and downloading is off; place these files there: {', '.join(files)}"
-    )
-
-
 # -------------------- MNIST format
 def _read_idx(path: Path) -> torch.Tensor:
     """Decode an idx-ubyte file (gzipped or not) of uint8 values into a tensor of its stored shape."""
@@ -227,97 +170,20 @@ def _mnist_present(folder: Path) -> bool:
 def _load_mnist_like(cls, name: str, folder: Path, download: bool, verify: bool):
     if not _mnist_present(folder):
         if not download:
-            raise _missing_error(name, folder, MNIST_FILES)
-        _download(cls(folder), name, folder, MNIST_FILES)
+            raise missing_error(name, folder, MNIST_FILES)
+        fetch(cls(folder), name, folder, MNIST_FILES)
     md5s = dict(cls.resources)
     out = []
     for gz_name in MNIST_FILES:
         path = _mnist_file(folder, gz_name)
         if path is None:
-            raise _missing_error(name, folder, MNIST_FILES)
+            raise missing_error(name, folder, MNIST_FILES)
         if verify and path.name == gz_name:  # torchvision lists md5 sums of the .gz files only
             fix = f"delete it and run again to download it, or place the original {gz_name} there"
             verify_md5(path, md5s[gz_name], fix)
         out.append(_read_idx(path))
     train_x, train_y, test_x, test_y = out  # images (N, 28, 28), labels (N,)
     return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
-
-
-# -------------------- CIFAR
-def _unpickle(raw: bytes, where: str) -> dict:
-    try:
-        return pickle.loads(raw, encoding="latin1")
-    except Exception as e:
-        raise DatasetError(f"cannot decode {where} ({e}); delete it and download it again") from e
-
-
-def _cifar_arrays(entries: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate CIFAR pickle batches: rows of 3072 bytes (R plane, G, B) -> (N, 3, 32, 32) uint8."""
-    x = np.concatenate([np.asarray(e["data"], dtype=np.uint8) for e in entries]).reshape(-1, 3, 32, 32)
-    key = "labels" if "labels" in entries[0] else "fine_labels"
-    y = np.concatenate([np.asarray(e[key], dtype=np.int64) for e in entries])
-    return torch.from_numpy(x), torch.from_numpy(y)
-
-
-def _cifar_from_folder(cls, root: Path, verify: bool) -> list[list[dict]]:
-    base = root / cls.base_folder
-    splits = []
-    for file_list in (cls.train_list, cls.test_list):
-        entries = []
-        for fname, md5 in file_list:
-            path = base / fname
-            if verify:
-                fix = (
-                    f"delete {base} and run again to download it, "
-                    f"or place the original {cls.filename} in {root}"
-                )
-                verify_md5(path, md5, fix)
-            entries.append(_unpickle(path.read_bytes(), str(path)))
-        splits.append(entries)
-    return splits
-
-
-def _cifar_from_archive(cls, root: Path, verify: bool) -> list[list[dict]]:
-    # Read the pickles straight out of the archive: no extraction, so a read-only data dir works.
-    archive = root / cls.filename
-    if verify:
-        verify_md5(
-            archive, cls.tgz_md5, "delete it and run again to download it, or place the original there"
-        )
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            splits = []
-            for file_list in (cls.train_list, cls.test_list):
-                member = [f"{cls.base_folder}/{fname}" for fname, _ in file_list]
-                raws = [tar.extractfile(m).read() for m in member]
-                splits.append([_unpickle(r, f"{archive}:{m}") for r, m in zip(raws, member, strict=True)])
-    except (OSError, EOFError, KeyError, tarfile.TarError, AttributeError) as e:
-        raise DatasetError(f"cannot read {archive} ({e}); delete it and download it again") from e
-    return splits
-
-
-def _cifar_extracted(cls, root: Path) -> bool:
-    base = root / cls.base_folder
-    return all((base / f).exists() for f, _ in cls.train_list + cls.test_list)
-
-
-def _cifar_present(cls, root: Path) -> bool:
-    return (root / cls.filename).exists() or _cifar_extracted(cls, root)
-
-
-def _load_cifar(cls, name: str, root: Path, download: bool, verify: bool):
-    files = (cls.filename,)
-    if not _cifar_present(cls, root):
-        if not download:
-            raise _missing_error(name, root, files)
-        _download(cls(root), name, root, files)  # torchvision downloads the archive and extracts it
-    if _cifar_extracted(cls, root):
-        train, test = _cifar_from_folder(cls, root, verify)
-    elif (root / cls.filename).exists():
-        train, test = _cifar_from_archive(cls, root, verify)
-    else:
-        raise _missing_error(name, root, files)
-    return (*_cifar_arrays(train), *_cifar_arrays(test))
 
 
 # -------------------- specs
@@ -360,7 +226,7 @@ _SETS = {
         _Set(
             "cifar10",
             "CIFAR10InFolder",
-            _load_cifar,
+            load_cifar,
             _info(
                 "cifar10",
                 (3, 32, 32),
@@ -370,13 +236,13 @@ _SETS = {
                 (0.2470, 0.2435, 0.2616),
             ),
             ("cifar-10-python.tar.gz",),  # torchvision CIFAR10.filename
-            lambda folder: _cifar_present(_bridge_classes()["CIFAR10InFolder"], folder),
+            lambda folder: cifar_present(_bridge_classes()["CIFAR10InFolder"], folder),
             "CIFAR-10 natural images, 32x32 RGB, 10 classes (Krizhevsky)",
         ),
         _Set(
             "cifar100",
             "CIFAR100InFolder",
-            _load_cifar,
+            load_cifar,
             _info(
                 "cifar100",
                 (3, 32, 32),
@@ -386,7 +252,7 @@ _SETS = {
                 (0.2673, 0.2564, 0.2762),
             ),
             ("cifar-100-python.tar.gz",),  # torchvision CIFAR100.filename
-            lambda folder: _cifar_present(_bridge_classes()["CIFAR100InFolder"], folder),
+            lambda folder: cifar_present(_bridge_classes()["CIFAR100InFolder"], folder),
             "CIFAR-100 natural images, 32x32 RGB, 100 fine classes (Krizhevsky)",
         ),
     )
