@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from dlbench.cli._options import CacheDirOpt, DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
-from dlbench.cli._output import Format, err, out, render_rows
+from dlbench.cli._output import Format, Output, err
 from dlbench.cli._train_options import with_train_options
 
 
@@ -115,30 +115,23 @@ def _axes(
 
 def _show(store, study, counts_line: str, fmt: Format, figures_dir: Path | None, figures: bool) -> None:
     """The summary table (best by validation accuracy marked), the figures, and how to write a report."""
-    from rich.markup import escape
-
     from dlbench.commandline import CommandLine
     from dlbench.paths import safe_name
     from dlbench.report.plots import sweep_figures
 
+    output = Output(fmt)
     summary = study.summary(store.runs(keys=study.keys))
-    rows, columns, best = summary.rows, summary.columns, summary.best
-    if fmt == Format.table:
-        title = f"Sweep {escape(study.name)}: {study.model} on {study.dataset} (best by validation accuracy in bold)"
-        render_rows(rows, columns, fmt=fmt, highlight=best, title=title)
-        out.print(counts_line)
-    else:
-        for i, r in enumerate(rows):
-            r["best"] = i == best
-        render_rows(rows, columns + ["best"], fmt=fmt)
+    rows = [{**r, "best": i == summary.best} for i, r in enumerate(summary.rows)]
+    title = f"Sweep {study.name}: {study.model} on {study.dataset} (best by validation accuracy in bold)"
+    # People see the best row in bold; programs get a `best` column and each trial's run key.
+    columns = summary.columns if output.for_people else [*summary.columns, "best", "keys"]
+    output.table(rows, columns, title=title, highlight=summary.best)
+    output.note(counts_line)
     if figures and rows:
         folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / safe_name(study.name)
         written = sweep_figures(store, study, folder, summary)
-        msg = f"figures: {folder} ({', '.join(p.name for p in written.values())})"
-        out.print(msg) if fmt == Format.table else err.print(msg)
-    if fmt == Format.table:
-        again = CommandLine("report").opt("--sweep", study.name).opt("--out", "report.md").text
-        out.print(f"report: {again}", markup=False)
+        output.note(f"figures: {folder} ({', '.join(p.name for p in written.values())})")
+    output.note("report: " + CommandLine("report").opt("--sweep", study.name).opt("--out", "report.md").text)
 
 
 def _command(plan) -> str:

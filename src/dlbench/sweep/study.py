@@ -194,6 +194,7 @@ def _combination_row(group: pd.DataFrame, axes: list[str], repeated: bool) -> di
     row["status"] = (
         statuses.index[0] if len(statuses) == 1 else ", ".join(f"{n} {s}" for s, n in statuses.items())
     )
+    row["keys"] = list(group["key"])  # the run keys behind the row, to join the cached tables
     return row
 
 
