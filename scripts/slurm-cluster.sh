@@ -170,7 +170,8 @@ SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCKET
+# cred_expire also sets how long a requeued job waits before it may start again (default 120 s).
+AuthInfo=socket=$MUNGE_SOCKET,cred_expire=30
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=$SPOOL/slurmctld
@@ -185,6 +186,8 @@ MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SchedulerType=sched/backfill
+# Short scheduling passes, so a requeued job starts soon after its credential delay (tests wait on it).
+SchedulerParameters=sched_interval=10,bf_interval=5
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$((mem_mb / cpus < 1024 ? mem_mb / cpus : 1024))
