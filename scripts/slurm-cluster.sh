@@ -32,6 +32,8 @@ export SLURM_CONF=$ETC/slurm.conf
 
 say() { echo "slurm-cluster: $*"; }
 
+env_line() { printf 'export SLURM_CONF=%q' "$SLURM_CONF"; }
+
 # A step failed: show the end of the log that explains it, then the reason as the last line.
 die() {
     local reason=$1 log=${2:-}
@@ -337,9 +339,8 @@ stop_all() {
 }
 
 cmd_up() {
-    require_machine
     if all_running; then
-        say "up already ($DIR); export SLURM_CONF=$SLURM_CONF"
+        say "up already ($DIR); $(env_line)"
         return 0
     fi
     local start=$SECONDS
@@ -355,11 +356,10 @@ cmd_up() {
     start_mariadb
     start_slurmdbd
     start_slurmctld_and_slurmd
-    say "up in $((SECONDS - start))s; export SLURM_CONF=$SLURM_CONF"
+    say "up in $((SECONDS - start))s; $(env_line)"
 }
 
 cmd_down() {
-    require_machine
     if [[ ! -d $DIR ]]; then
         say "down already (no $DIR)"
         return 0
@@ -379,7 +379,7 @@ cmd_status() {
         fi
     done
     if ((running == ${#DAEMONS[@]})) && node_idle_or_busy; then
-        say "up ($DIR); export SLURM_CONF=$SLURM_CONF"
+        say "up ($DIR); $(env_line)"
         return 0
     fi
     say "not up"
@@ -388,11 +388,20 @@ cmd_status() {
 
 node_idle_or_busy() { [[ $(sinfo -h -n "$NODE" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated|completing)$ ]]; }
 
+# One `up` or `down` at a time (parallel test workers may call `up` together); the lock sits beside the folder.
+locked() {
+    require_machine
+    mkdir -p "$(dirname "$DIR")"
+    exec 9>"$DIR.lock"
+    flock -w 300 9 || die "another slurm-cluster.sh held $DIR.lock for 300s"
+    "$@"
+}
+
 case ${1:-} in
-    up) cmd_up ;;
-    down) cmd_down ;;
+    up) locked cmd_up ;;
+    down) locked cmd_down ;;
     status) cmd_status ;;
-    env) echo "export SLURM_CONF=$SLURM_CONF" ;;
+    env) echo "$(env_line)" ;;
     *)
         echo "usage: $0 up|down|status|env   (state folder: $DIR, from DLBENCH_SLURM_DIR)" >&2
         exit 64
