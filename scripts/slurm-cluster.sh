@@ -34,13 +34,22 @@ say() { echo "slurm-cluster: $*"; }
 
 env_line() { printf 'export SLURM_CONF=%q' "$SLURM_CONF"; }
 
-# A step failed: show the end of the log that explains it, then the reason as the last line.
+STARTING= # set while `up` starts daemons: a failure then stops them again
+
+# A step failed: show the end of the log that explains it, stop what a failed `up` started (it would only hold
+# memory), then give the reason as the last line.
 die() {
     local reason=$1 log=${2:-}
     if [[ -n $log && -s $log ]]; then
         echo "--- last lines of $log ---" >&2
         tail -n 25 "$log" >&2
         echo "---" >&2
+    elif [[ -n $log ]]; then
+        echo "($log is empty)" >&2
+    fi
+    if [[ -n $STARTING ]]; then
+        STARTING=
+        stop_all >&2
     fi
     echo "slurm-cluster: FAILED: $reason" >&2
     exit 1
@@ -56,11 +65,11 @@ require_machine() {
     [[ $(id -u) -eq 0 ]] || cannot_run "needs root (the daemons run as root and apt installs them)"
 }
 
-# Each daemon's pid file: munged and mariadbd drop to their own users, so theirs sit in folders those users own.
+# Each daemon's pid file: munged drops to the munge user, so its own sits in a folder that user owns; mariadbd's is
+# written by this script (it stays in the foreground).
 pid_file() {
     case $1 in
         munged) echo "$MUNGE_DIR/munged.pid" ;;
-        mariadbd) echo "$DB_DIR/mariadbd.pid" ;;
         *) echo "$RUN/$1.pid" ;;
     esac
 }
@@ -240,7 +249,7 @@ EOF
 munge_works() { munge -n -S "$MUNGE_SOCKET" | unmunge -S "$MUNGE_SOCKET"; }
 
 start_munged() {
-    runuser -u munge -- munged --key-file="$MUNGE_DIR/munge.key" --socket="$MUNGE_SOCKET" \
+    runuser -u munge -- munged 9>&- --key-file="$MUNGE_DIR/munge.key" --socket="$MUNGE_SOCKET" \
         --pid-file="$(pid_file munged)" --log-file="$LOG/munged.log" --seed-file="$MUNGE_DIR/munged.seed" \
         >>"$LOG/munged.log" 2>&1 || die "munged did not start" "$LOG/munged.log"
     wait_for "munged" "$LOG/munged.log" munge_works
@@ -257,11 +266,10 @@ start_mariadb() {
             die "mariadb-install-db failed" "$LOG/mariadb-install.log"
     fi
     setsid mariadbd --no-defaults --user=mysql --datadir="$DB_DIR/data" --socket="$DB_SOCKET" \
-        --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve --pid-file="$(pid_file mariadbd)" \
-        --log-error="$LOG/mariadbd.log" --innodb-buffer-pool-size=64M --innodb-lock-wait-timeout=900 \
-        </dev/null >>"$LOG/mariadbd.log" 2>&1 &
+        --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve --log-error="$LOG/mariadbd.log" \
+        --innodb-buffer-pool-size=64M --innodb-lock-wait-timeout=900 </dev/null >>"$LOG/mariadbd.log" 2>&1 9>&- &
+    echo $! >"$(pid_file mariadbd)"
     wait_for "MariaDB" "$LOG/mariadbd.log" mariadb-admin --no-defaults -S "$DB_SOCKET" -u root ping
-    wait_for "MariaDB pid file" "$LOG/mariadbd.log" daemon_pid mariadbd
     if [[ ! -s $ETC/db.pass ]]; then
         (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$ETC/db.pass")
     fi
@@ -279,7 +287,7 @@ cluster_registered() { sacctmgr -nP show cluster format=cluster | grep -qx "$CLU
 
 start_slurmdbd() {
     write_slurmdbd_conf
-    slurmdbd >>"$LOG/slurmdbd.log" 2>&1 || die "slurmdbd did not start" "$LOG/slurmdbd.log"
+    slurmdbd 9>&- >>"$LOG/slurmdbd.log" 2>&1 || die "slurmdbd did not start" "$LOG/slurmdbd.log"
     wait_for "slurmdbd" "$LOG/slurmdbd.log" sacctmgr -nP show cluster
     if ! cluster_registered; then
         sacctmgr -i add cluster "$CLUSTER" >>"$LOG/slurmdbd.log" 2>&1 ||
@@ -291,10 +299,10 @@ start_slurmdbd() {
 node_idle() { [[ $(sinfo -h -n "$NODE" -o %T) == idle ]]; }
 
 start_slurmctld_and_slurmd() {
-    slurmctld >>"$LOG/slurmctld.log" 2>&1 || die "slurmctld did not start" "$LOG/slurmctld.log"
+    slurmctld 9>&- >>"$LOG/slurmctld.log" 2>&1 || die "slurmctld did not start" "$LOG/slurmctld.log"
     wait_for "slurmctld" "$LOG/slurmctld.log" scontrol ping
     say "slurmctld running on 127.0.0.1:$CTLD_PORT"
-    slurmd >>"$LOG/slurmd.log" 2>&1 || die "slurmd did not start" "$LOG/slurmd.log"
+    slurmd 9>&- >>"$LOG/slurmd.log" 2>&1 || die "slurmd did not start" "$LOG/slurmd.log"
     wait_for "node $NODE idle in sinfo" "$LOG/slurmd.log" node_idle
     say "slurmd running, node $NODE idle in partition debug"
     wait_for "sacct" "$LOG/slurmdbd.log" sacct -n -X -S now-1hour
@@ -347,6 +355,7 @@ cmd_up() {
     mkdir -p "$DIR"
     install_packages
     stop_all # leftovers of a half-started cluster
+    STARTING=1
     make_folders
     make_munge_key
     choose_ports
@@ -356,6 +365,7 @@ cmd_up() {
     start_mariadb
     start_slurmdbd
     start_slurmctld_and_slurmd
+    STARTING=
     say "up in $((SECONDS - start))s; $(env_line)"
 }
 
@@ -389,6 +399,7 @@ cmd_status() {
 node_idle_or_busy() { [[ $(sinfo -h -n "$NODE" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated|completing)$ ]]; }
 
 # One `up` or `down` at a time (parallel test workers may call `up` together); the lock sits beside the folder.
+# Daemons are started with fd 9 closed, so they never hold it.
 locked() {
     require_machine
     mkdir -p "$(dirname "$DIR")"
