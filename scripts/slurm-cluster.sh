@@ -74,13 +74,21 @@ pid_file() {
     esac
 }
 
+# Whether a process runs (an exited daemon stays a zombie until init reaps it, which may take a second or two).
+alive() {
+    local stat
+    stat=$(cat /proc/"$1"/stat 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ -n $stat && ${stat:0:1} != Z ]]
+}
+
 # The pid of a daemon this script started, if it is still running (a recycled pid with another name is ignored).
 daemon_pid() {
     local file pid
     file=$(pid_file "$1")
     [[ -s $file ]] || return 1
     pid=$(tr -dc 0-9 <"$file")
-    [[ -n $pid && -r /proc/$pid/comm && $(</proc/"$pid"/comm) == "$1" ]] || return 1
+    [[ -n $pid && -r /proc/$pid/comm && $(</proc/"$pid"/comm) == "$1" ]] && alive "$pid" || return 1
     echo "$pid"
 }
 
@@ -330,8 +338,8 @@ stop_daemon() {
     }
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 30))
-    while [[ -e /proc/$pid ]] && ((SECONDS < deadline)); do sleep 0.2; done
-    if [[ -e /proc/$pid ]]; then
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+    if alive "$pid"; then
         kill -KILL "$pid" 2>/dev/null || true
         say "stopped $name (pid $pid, killed after 30s)"
     else
@@ -412,7 +420,7 @@ case ${1:-} in
     up) locked cmd_up ;;
     down) locked cmd_down ;;
     status) cmd_status ;;
-    env) echo "$(env_line)" ;;
+    env) env_line && echo ;;
     *)
         echo "usage: $0 up|down|status|env   (state folder: $DIR, from DLBENCH_SLURM_DIR)" >&2
         exit 64
