@@ -31,8 +31,12 @@ def _script(command: str) -> subprocess.CompletedProcess[str]:
 
 
 def _reason(result: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-    return lines[-1] if lines else f"scripts/slurm-cluster.sh exited with {result.returncode}"
+    # The script ends a failure with its one-line reason on stderr (the log tail it printed comes before).
+    for stream in (result.stderr, result.stdout):
+        lines = [line for line in stream.splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return f"scripts/slurm-cluster.sh exited with {result.returncode}"
 
 
 def _cannot_run(reason: str) -> None:
