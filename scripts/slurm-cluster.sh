@@ -63,6 +63,7 @@ cannot_run() {
 require_machine() {
     [[ $(uname -s) == Linux ]] || cannot_run "needs Linux (this is $(uname -s))"
     [[ $(id -u) -eq 0 ]] || cannot_run "needs root (the daemons run as root and apt installs them)"
+    [[ $DIR != *[[:space:]]* ]] || cannot_run "the state folder '$DIR' has a space (slurm.conf cannot name it)"
 }
 
 # Each daemon's pid file: munged drops to the munge user, so its own sits in a folder that user owns; mariadbd's is
@@ -92,9 +93,13 @@ daemon_pid() {
     echo "$pid"
 }
 
-all_running() {
+node_idle_or_busy() { [[ $(sinfo -h -n "$NODE" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated|completing)$ ]]; }
+
+# Up: every daemon runs and the node takes jobs.
+is_up() {
     local d
     for d in "${DAEMONS[@]}"; do daemon_pid "$d" >/dev/null || return 1; done
+    node_idle_or_busy
 }
 
 # Poll `check` (a function or command) until it succeeds, at most WAIT_S seconds.
@@ -139,7 +144,7 @@ install_packages() {
     local ok=1
     {
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            "${missing[@]}"
+            -o DPkg::Lock::Timeout=120 "${missing[@]}"
     } >"$DIR/apt.log" 2>&1 || ok=
     [[ -n $made_policy ]] && rm -f "$policy"
     [[ -n $ok ]] || die "apt-get install ${missing[*]} failed" "$DIR/apt.log"
@@ -304,7 +309,13 @@ start_slurmdbd() {
     say "slurmdbd running on 127.0.0.1:$DBD_PORT, cluster '$CLUSTER' registered"
 }
 
-node_idle() { [[ $(sinfo -h -n "$NODE" -o %T) == idle ]]; }
+# The node is idle; a drain left by an earlier session (kept in the controller's state) is lifted.
+node_idle() {
+    local state
+    state=$(sinfo -h -n "$NODE" -o %T)
+    [[ $state == drain* ]] && scontrol update NodeName="$NODE" State=RESUME
+    [[ $state == idle ]]
+}
 
 start_slurmctld_and_slurmd() {
     slurmctld 9>&- >>"$LOG/slurmctld.log" 2>&1 || die "slurmctld did not start" "$LOG/slurmctld.log"
@@ -355,7 +366,7 @@ stop_all() {
 }
 
 cmd_up() {
-    if all_running; then
+    if is_up; then
         say "up already ($DIR); $(env_line)"
         return 0
     fi
@@ -396,15 +407,13 @@ cmd_status() {
             say "$d stopped"
         fi
     done
-    if ((running == ${#DAEMONS[@]})) && node_idle_or_busy; then
+    if ((running == ${#DAEMONS[@]})) && is_up; then
         say "up ($DIR); $(env_line)"
         return 0
     fi
     say "not up"
     return 3
 }
-
-node_idle_or_busy() { [[ $(sinfo -h -n "$NODE" -o %T 2>/dev/null) =~ ^(idle|mixed|allocated|completing)$ ]]; }
 
 # One `up` or `down` at a time (parallel test workers may call `up` together); the lock sits beside the folder.
 # Daemons are started with fd 9 closed, so they never hold it.
