@@ -154,9 +154,9 @@ install_packages() {
 make_folders() {
     mkdir -p "$ETC" "$LOG" "$RUN" "$SPOOL/slurmctld" "$SPOOL/slurmd" "$MUNGE_DIR" "$DB_DIR"
     chmod 755 "$DIR" "$ETC" "$LOG" "$RUN"
-    chown munge:munge "$MUNGE_DIR"
+    chown -R munge:munge "$MUNGE_DIR" # -R: the users may have been recreated with new ids since
     chmod 755 "$MUNGE_DIR" # clients (any user) reach the munge socket through it
-    chown mysql:mysql "$DB_DIR"
+    chown -R mysql:mysql "$DB_DIR"
     chmod 750 "$DB_DIR"
     local f
     for f in munged.log mariadbd.log; do touch "$LOG/$f"; done
