@@ -173,8 +173,3 @@ def _plain(value):
 def _numeric(rows, column) -> bool:
     vals = [r.get(column) for r in rows if r.get(column) is not None]
     return bool(vals) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
-
-
-def render_rows(rows, columns=None, fmt: Format | str = Format.table, title=None, highlight=None) -> None:
-    """Old entry point kept for `sweep` and `report` until their rewrite moves them onto ``Output``."""
-    Output(fmt).table(rows, columns, title=title, highlight=highlight)
