@@ -1,7 +1,7 @@
 """Count parameters and multiply-accumulates exactly, by instantiating models on the ``meta`` device.
 
-Meta tensors carry shapes but no storage, so even ``tv:vgg16`` (138M parameters) is counted at once and a
-forward pass on a meta input yields exact MACs through torch's FLOP counter (MACs = FLOPs / 2; we say MACs).
+The counting itself lives in :mod:`dlbench.models.counting` (the engine records the same counts in each run's
+summary); this module picks the input a model is counted on and breaks the count down by layer.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from dlbench.models import ModelSpec, get_model_spec
+from dlbench.models.counting import build_meta, count_macs, count_parameters
 
 IMAGENET_SHAPE = ((3, 224, 224), 1000)  # the input torchvision's classifiers are defined for
 
@@ -33,38 +34,6 @@ def input_for(spec: ModelSpec, dataset: str | None, data_dir=None, dataset_optio
 
     info = get_dataset(name).info(data_dir, dataset_options)
     return info.input_shape, info.num_classes, name
-
-
-def build_meta(spec: ModelSpec, input_shape, num_classes: int, settings=None) -> nn.Module:
-    with torch.device("meta"):
-        return spec.build(input_shape, num_classes, settings)
-
-
-def count_parameters(model: nn.Module, bias: bool = True) -> tuple[int, int]:
-    """(total, trainable); ``model.parameters()`` yields a shared tensor once, so it is counted once."""
-    total = trainable = 0
-    for name, p in model.named_parameters():
-        if not bias and name.rsplit(".", 1)[-1] == "bias":
-            continue
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return total, trainable
-
-
-def count_macs(model: nn.Module, input_shape) -> int | None:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    try:
-        x = torch.empty(1, *input_shape, device="meta")
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(x)
-        return counter.get_total_flops() // 2
-    except Exception:  # an op without a meta kernel: report no MACs rather than fail the count
-        return None
-    finally:
-        model.train(was_training)
 
 
 def count(
@@ -116,3 +85,15 @@ def layer_summary(model: nn.Module, input_shape, depth: int = 1) -> list[LayerRo
         for h in hooks:
             h.remove()
     return [LayerRow(r.name, r.type, shapes.get(r.name), r.params) for r in rows.values()]
+
+
+__all__ = [
+    "Count",
+    "LayerRow",
+    "build_meta",
+    "count",
+    "count_macs",
+    "count_parameters",
+    "input_for",
+    "layer_summary",
+]

@@ -45,8 +45,6 @@ class CacheWarning(UserWarning):
     pass
 
 
-
-
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)
