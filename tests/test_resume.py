@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -128,3 +129,15 @@ def test_checkpoint_written_by_the_atomic_writer_keeps_the_fault_hook(tmp_path, 
     ckpt.save_atomic({"a": 1}, tmp_path / "c.pt")
     ckpt.save_atomic({"a": 1}, tmp_path / "w.pt", fault="cache-write")
     assert seen == [(tmp_path / "c.pt", "checkpoint-write"), (tmp_path / "w.pt", "cache-write")]
+
+
+def test_resuming_after_the_epoch_that_stopped_early_stops_again(epoch0, tmp_path):
+    """A kill between the early-stop checkpoint and the store must not train past the stop on resume."""
+    state, data_dir = epoch0
+    config = _config(3)
+    config = config.replace(options=dataclasses.replace(config.options, patience=1))
+    best = {"val_acc": 2.0, "epoch": -1, "state": None}  # epoch 0 was no better: patience used up
+    path = tmp_path / "ckpt.pt"
+    save_atomic({**state, "key": config.key, "bad_epochs": 1, "best": best}, path)
+    result = train(config, data_dir=data_dir, checkpoint_path=path)
+    assert [e["epoch"] for e in result.epochs] == [0] and "early stop after epoch 1" in result.message

@@ -126,8 +126,8 @@ class ClassifierStep:
 class EpochStats:
     """One epoch of training as the host sees it after its end-of-epoch sync."""
 
-    losses: list[float]  # per step, up to the first non-finite sync
-    correct: int
+    losses: list  # per step (a float, or one per trial), up to the sync that found no finite loss
+    correct: int | list[int]
     seen: int
     seconds: float
     lr: float  # of the last step
@@ -154,24 +154,28 @@ class EpochLoop:
             yield i, lr_at(epoch * spe + i, spe, opts), xb, yb
 
     def train_epoch(self, epoch: int) -> EpochStats:
-        """One epoch of steps; the host syncs every ``SYNC_EVERY`` steps and stops early on a non-finite loss."""
+        """One epoch of steps; the host syncs every ``SYNC_EVERY`` steps and ends the epoch early once no loss
+        is finite (a step may return one loss per trial, shape (K,), as a fused engine does)."""
         device = self.data.device
         torch.manual_seed(self.opts.seed * 1000 + epoch)  # dropout draws, reproducible on resume
         self.step.begin_epoch()
-        loss_buf = torch.zeros(self.steps_per_epoch, device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
+        loss_buf = correct = None  # shaped like the step's outputs on the first step
         seen, i, lr = 0, -1, self.opts.lr
         with Timer(device) as timer:
             for i, lr, xb, yb in self.batches(epoch):
-                loss_buf[i], right = self.step(xb, yb, lr)
+                loss, right = self.step(xb, yb, lr)
+                if loss_buf is None:
+                    loss_buf = torch.zeros((self.steps_per_epoch, *loss.shape), device=device)
+                    correct = torch.zeros_like(right)
+                loss_buf[i] = loss
                 correct += right
                 seen += yb.shape[0]
                 if (i + 1) % SYNC_EVERY == 0:
-                    last = loss_buf[i].item()
-                    if not math.isfinite(last):
+                    last = loss_buf[i].tolist()
+                    if not any(math.isfinite(v) for v in (last if isinstance(last, list) else [last])):
                         break
                     self.callback("step", epoch=epoch, step=i + 1, loss=last)
-        return EpochStats(loss_buf[: i + 1].tolist(), correct.item(), seen, timer.seconds, lr)
+        return EpochStats(loss_buf[: i + 1].tolist(), correct.tolist(), seen, timer.seconds, lr)
 
     def record(self, epoch: int, stats: EpochStats, grad_rows: list[dict]) -> dict:
         """The epoch's row of the ``epochs`` table (validation filled in by the caller)."""
