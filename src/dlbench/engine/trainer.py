@@ -32,6 +32,7 @@ from dlbench.models.counting import build_meta, count_macs
 from dlbench.models.transfer import Prepared, prepare_model
 
 Callback = Callable[..., None]
+_MACS: dict[tuple, int | None] = {}  # MACs per image by architecture (model, settings, input shape, classes)
 
 
 def _no_callback(event: str, **data) -> None:
@@ -58,9 +59,12 @@ def make_optimizer(model: nn.Module, opts, device: torch.device) -> torch.optim.
 
 def model_counts(config: TrainConfig, info, prepared: Prepared) -> dict:
     """params, trainable, and MACs per image (counted once on the meta device; NaN where it cannot run)."""
-    spec = get_model_spec(config.model)
     shape = prepared.inputs.input_shape(info.input_shape)
-    macs = count_macs(build_meta(spec, shape, info.num_classes, config.model_settings), shape)
+    arch = (config.model, repr(sorted(config.model_settings.items())), shape, info.num_classes)
+    if arch not in _MACS:  # a sweep over optimizer settings counts its architecture once per process
+        spec = get_model_spec(config.model)
+        _MACS[arch] = count_macs(build_meta(spec, shape, info.num_classes, config.model_settings), shape)
+    macs = _MACS[arch]
     params = list(prepared.model.parameters())
     return {
         "params": sum(p.numel() for p in params),
@@ -150,8 +154,9 @@ def train(
     reset_peak_memory(device)
     stop, message = loop.run(state, save if checkpoint_path else None)
     run_summary = summary(state.epochs, counts, device, state.initial_val_acc)
-    if stop is Stop.OOM:
-        del step, loop, optimizer, forward, model
+    if stop is Stop.OOM:  # free the device memory for the caller's next run
+        state.model, state.optimizer = {}, {}
+        del step, loop, optimizer, forward, model, prepared
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
