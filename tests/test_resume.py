@@ -141,3 +141,11 @@ def test_resuming_after_the_epoch_that_stopped_early_stops_again(epoch0, tmp_pat
     save_atomic({**state, "key": config.key, "bad_epochs": 1, "best": best}, path)
     result = train(config, data_dir=data_dir, checkpoint_path=path)
     assert [e["epoch"] for e in result.epochs] == [0] and "early stop after epoch 1" in result.message
+
+
+def test_an_incomplete_early_stopping_record_is_a_mismatch(epoch0, tmp_path):
+    state, data_dir = epoch0
+    path = tmp_path / "ckpt.pt"
+    save_atomic({**state, "best": {"val_acc": 0.5}}, path)
+    with pytest.raises(ResumeMismatch, match="early-stopping record"):
+        train(_config(3), data_dir=data_dir, checkpoint_path=path)

@@ -88,9 +88,19 @@ class TrainState:
         seen = [e.get("epoch") if isinstance(e, dict) else None for e in epochs]
         if seen != list(range(epoch + 1)):
             raise bad(f"its history holds epochs {seen}, expected 0..{epoch}")
-        for name in ("model", "optimizer", "best"):
-            if not isinstance(state[name], dict):
-                raise bad(f"its {name} is a {type(state[name]).__name__}, not a dict")
+        for name, kind in (
+            ("model", dict),
+            ("optimizer", dict),
+            ("best", dict),
+            ("steps", list),
+            ("grads", list),
+        ):
+            if not isinstance(state[name], kind):
+                raise bad(f"its {name} is a {type(state[name]).__name__}, not a {kind.__name__}")
+        if not {"val_acc", "epoch", "state"} <= state["best"].keys() or not isinstance(
+            state["bad_epochs"], int
+        ):
+            raise bad("its early-stopping record (best, bad_epochs) is incomplete")
         return cls(**{f.name: state[f.name] for f in fields(cls) if f.name in state})
 
 
