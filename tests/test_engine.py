@@ -90,12 +90,12 @@ def test_forced_divergence_is_a_recorded_result(tmp_path):
 
 
 def test_out_of_memory_is_a_recorded_result(tmp_path, monkeypatch):
-    import dlbench.engine.trainer as trainer
+    from dlbench.engine import metrics
 
     def oom(*a, **k):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(trainer.GradNorms, "update", oom)
+    monkeypatch.setattr(metrics.GradNorms, "update", oom)
     store = Store(tmp_path / "cache")
     row, _ = run_one(tiny_config(epochs=1), store, data_dir=tmp_path / "data")
     assert row["status"] == "oom" and "smaller --batch-size" in row["message"]

@@ -153,3 +153,42 @@ def test_bad_inputs_are_one_line_errors(env):
         )
         if args[-1] == "image_size=16":
             assert "dlbench train --model cnn" in p.stderr
+
+
+def test_input_size_run_loads_as_trained_and_predicts_its_stored_predictions(env):
+    """Training fed 24x24 images (bilinear from 16x16): the rebuilt model must be built and fed the same way."""
+    from dlbench.cache import Store
+    from dlbench.data import get_dataset
+
+    common = ["--model", "cnn", *SHAPES, "--set", "depth=2", "--set", "width=8", "--set", "head_width=16"]
+    run = json.loads(
+        invoke(
+            "train", *common, "--input-size", "24", "--epochs", "1", "--batch-size", "32", "--format", "json"
+        ).stdout
+    )
+    store = Store(env / "cache")
+    loaded = K.load_run(store, run["key"], env / "data")
+    assert loaded.input_shape == (3, 16, 16) and loaded.model_input_shape == (3, 24, 24)
+    data = get_dataset("shapes").load(env / "data", loaded.dataset_options)
+    with torch.no_grad():
+        pred = loaded.model(loaded.to_input(data.test_x)).argmax(1)
+    stored = store.table("predictions", [run["key"]]).sort_values("index")
+    assert pred.tolist() == stored["pred"].tolist()
+    maps = K.visualize_feature_maps(loaded, env / "maps.png", data.test_x[0])
+    assert maps.image_shape == (24, 24) and maps.path.exists()  # conv1 (padding same) sees 24x24 input
+    kernels = K.visualize(loaded, env / "k.png")
+    assert kernels.layer == "conv1" and kernels.weight_shape == (8, 3, 3, 3)
+
+
+def test_layers_come_from_the_declared_anatomy():
+    from dlbench.models import anatomy, get_model_spec
+
+    net = create_model("mlpmixer", (3, 32, 32), 10, {"num_blocks": 2, "embed_dim": 16})
+    parts = anatomy(net, get_model_spec("mlpmixer"))
+    assert parts.token_mixing == ("blocks.0.mlp_tokens.fc1", "blocks.1.mlp_tokens.fc1")
+    assert (parts.first_layer, parts.head, parts.blocks) == ("stem", "head", ("blocks.0", "blocks.1"))
+    second = K.select_layer(net, "mlpmixer", (3, 32, 32), "blocks.1.mlp_tokens.fc1")
+    assert second.kind == "token-mixing" and second.images.shape == (8, 1, 8, 8)
+    vgg = create_model("vgg16", (3, 32, 32), 10, {"head": "cifar"})
+    assert anatomy(vgg, get_model_spec("vgg16")).head == "classifier"
+    assert K.select_layer(vgg, "vgg", (3, 32, 32)).name == "features.0"

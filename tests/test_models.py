@@ -134,3 +134,25 @@ def test_cnn_stage_channels_from_depth_width_growth():
     model = create_model("cnn", (1, 28, 28), 10, {"depth": 2, "width": 8, "growth": 2})
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [8, 16]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [s.name for s in list_models(torchvision=False)]
+    + ["tv:resnet18", "tv:mobilenet_v3_small", "tv:googlenet"],
+)
+def test_every_model_declares_its_anatomy(name):
+    """The declared head gives the class scores, the first layer is a weighted layer, blocks exclude the head."""
+    from dlbench.models import anatomy
+
+    spec = get_model_spec(name)
+    shape = (3, 64, 64) if name.startswith("tv:") else (3, 32, 32)
+    model = build_meta(spec, shape, 7)
+    parts = anatomy(model, spec)
+    head = model.get_submodule(parts.head)
+    assert (getattr(head, "out_features", None) or head.out_channels) == 7
+    assert isinstance(model.get_submodule(parts.first_layer), nn.Linear | nn.Conv2d)
+    assert parts.blocks and all(not parts.head.startswith(b + ".") and b != parts.head for b in parts.blocks)
+    for b in parts.blocks + parts.token_mixing + parts.aux_heads:
+        model.get_submodule(b)  # every declared name exists
+    assert bool(parts.token_mixing) == (spec.family == "mlpmixer")

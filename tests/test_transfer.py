@@ -18,7 +18,7 @@ from dlbench.data._registry import DatasetInfo
 from dlbench.engine import train
 from dlbench.engine.device_data import DeviceData
 from dlbench.models import create_model, get_model_spec
-from dlbench.models.transfer import blocks, head_name
+from dlbench.models.anatomy import anatomy
 from dlbench.resolve import resolve_config
 
 TINY = {"train_size": 96, "test_size": 32}
@@ -73,10 +73,11 @@ def test_finetune_trains_exactly_its_part(resnet_weights, finetune, tmp_path):
 
 def test_resnet_blocks_are_its_basic_blocks():
     model = create_model("tv:resnet18", (3, 32, 32), 6)
-    names = [n for n, _ in blocks(model, get_model_spec("tv:resnet18"), head_name(model, 6))]
-    assert names == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    parts = anatomy(model, get_model_spec("tv:resnet18"))
+    assert parts.blocks == tuple(f"layer{i}.{j}" for i in range(1, 5) for j in range(2))
+    assert (parts.head, parts.first_layer) == ("fc", "conv1")
     cnn = create_model("cnn", (3, 32, 32), 6, {"channels": (8, 16), "head_width": 32})
-    names = [n for n, _ in blocks(cnn, get_model_spec("cnn"), head_name(cnn, 6))]
+    names = list(anatomy(cnn, get_model_spec("cnn")).blocks)
     assert names == [
         "conv1",
         "bn1",

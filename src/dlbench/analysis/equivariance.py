@@ -632,16 +632,13 @@ def run_model(
 ) -> Report:
     """Invariance of a registry model's logits (and prediction agreement), optionally errors after each layer.
 
-    T acts on pixels in [0, 1]; illumination results are clamped to [0, 1] like a camera; then the images are
-    normalised as the model was trained.
+    T acts on pixels in [0, 1] at the dataset's shape; illumination results are clamped to [0, 1] like a
+    camera; then the images are brought to the model's input (channels, size, normalisation) as in training.
     """
     model = loaded.model.eval()
-    mean = torch.tensor(loaded.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(loaded.std, dtype=torch.float32).view(1, -1, 1, 1)
 
-    def prepare(v):
-        v = v.to(torch.float32).clamp(0, 1)
-        return (v - mean) / std if loaded.normalize else v
+    def prepare(v):  # pixels in [0, 1] -> the model's input, as training fed it (data/transforms.py)
+        return loaded.from_unit(v.to(torch.float32).clamp(0, 1))
 
     x = images.x
     if tuple(x.shape[1:]) != tuple(loaded.input_shape):

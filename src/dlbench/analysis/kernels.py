@@ -3,8 +3,9 @@
 Which weights are images:
     * a convolution ``(out, in, kh, kw)``: each output channel's kernel is a ``kh x kw`` image with ``in``
       channels;
-    * MLP-Mixer's first token-mixing layer ``blocks.0.mlp_tokens.fc1`` ``(hidden, tokens)``: each hidden
-      unit's weights over the tokens, laid out on the patch grid (``H/p x W/p``);
+    * MLP-Mixer's token-mixing layers (its anatomy's ``token_mixing``, ``blocks.N.mlp_tokens.fc1``)
+      ``(hidden, tokens)``: each hidden unit's weights over the tokens, laid out on the patch grid
+      (``H/p x W/p``);
     * an MLP's first Linear layer ``(units, C*H*W)``: each unit's weights as an image of the input shape.
 
 Display (``norm``): ``layer`` shows raw weights on one scale for the whole layer (min-max over the layer, the
@@ -23,11 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlbench.analysis.loaded import LoadedModel, build_untrained, load_run
 from dlbench.errors import InvalidSettingError, UsageError
+from dlbench.models import Anatomy, anatomy
 
 NORMS = ("layer", "kernel", "standard")
 CHANNELS = ("auto", "rgb", "mean", "each")
-MIXER_TOKEN_LAYER = "blocks.0.mlp_tokens.fc1"
 
 
 @dataclass
@@ -60,37 +62,38 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
-def _viewable(model: nn.Module, family: str, input_shape) -> list[tuple[str, nn.Module, str]]:
+def _viewable(model: nn.Module, parts: Anatomy, input_shape) -> list[tuple[str, nn.Module, str]]:
     """Layers whose weights read as images: (name, module, kind)."""
     c, h, w = input_shape
     out = [(n, m, "conv") for n, m in conv_layers(model)]
     for n, m in model.named_modules():
-        if isinstance(m, nn.Linear) and m.in_features == c * h * w:
-            out.append((n, m, "linear"))
-        elif family == "mlpmixer" and n.endswith("mlp_tokens.fc1"):
+        if n in parts.token_mixing:
             out.append((n, m, "token-mixing"))
+        elif isinstance(m, nn.Linear) and m.in_features == c * h * w:
+            out.append((n, m, "linear"))
     return out
 
 
-def select_layer(model: nn.Module, family: str, input_shape, layer: str = "first") -> LayerChoice:
+def select_layer(model: nn.Module, family, input_shape, layer: str = "first") -> LayerChoice:
     """Pick ``layer`` ('first', 'last' or a module name) of ``model`` and turn its weights into images.
 
-    'first' is the first convolution; for MLP-Mixer the first token-mixing layer; for a model without
-    convolutions the first Linear layer that reads the pixels. 'last' is the last convolution.
+    'first' is the first layer the model's family declares (:func:`dlbench.models.anatomy`): MLP-Mixer's first
+    token-mixing layer, else the first convolution, else the first Linear layer that reads the pixels. 'last'
+    is the last convolution. ``family`` is the model's spec, name or family name; ``input_shape`` is what the
+    model is fed (C, H, W).
     """
-    c, h, w = input_shape
-    candidates = _viewable(model, family, input_shape)
+    parts = anatomy(model, family)
+    candidates = _viewable(model, parts, input_shape)
     by_name = {n: (n, m, k) for n, m, k in candidates}
     convs = [x for x in candidates if x[2] == "conv"]
     if layer == "first":
-        if family == "mlpmixer" and MIXER_TOKEN_LAYER in by_name:
-            chosen = by_name[MIXER_TOKEN_LAYER]
-        elif convs:
-            chosen = convs[0]
-        elif candidates:
-            chosen = candidates[0]
-        else:
-            raise UsageError("this model has no layer whose weights read as images (no convolution)")
+        first = parts.token_mixing[0] if parts.token_mixing else parts.first_layer
+        if first not in by_name:
+            raise UsageError(
+                f"the first layer of this model, {first}, does not read the pixels as an image; "
+                "choose a layer with --layer NAME"
+            )
+        chosen = by_name[first]
     elif layer == "last":
         if not convs:
             names = ", ".join(by_name) or "none"
@@ -118,7 +121,7 @@ def select_layer(model: nn.Module, family: str, input_shape, layer: str = "first
             grid = (side, tokens // side)
         images = weight.reshape(weight.shape[0], 1, grid[0], grid[1])  # (hidden, 1, H/p, W/p)
     else:
-        images = weight.reshape(weight.shape[0], c, h, w)  # (units, C, H, W)
+        images = weight.reshape(weight.shape[0], *input_shape)  # (units, C, H, W)
     return LayerChoice(name, module, kind, images)
 
 
@@ -301,16 +304,6 @@ def image_from_file(path: Path, input_shape) -> torch.Tensor:
     return t[None] if c == 1 else t.permute(2, 0, 1)
 
 
-def to_model_input(img_u8: torch.Tensor, mean, std, normalize: bool = True) -> torch.Tensor:
-    """uint8 (C, H, W) -> float (1, C, H, W), scaled to [0, 1] and normalised as the engine does."""
-    x = img_u8.to(torch.float32)[None] / 255.0
-    if normalize:
-        m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-        x = (x - m) / s
-    return x
-
-
 def display_image(img_u8: torch.Tensor) -> np.ndarray:
     arr = img_u8.numpy()
     return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
@@ -329,93 +322,6 @@ def save_figure(fig, path: Path, dpi: int = 150) -> Path:
 
 
 # -------------------------------------------------------------------- where the model comes from
-
-
-@dataclass
-class LoadedModel:
-    model: nn.Module
-    family: str
-    name: str
-    dataset: str
-    dataset_options: dict
-    input_shape: tuple
-    mean: tuple
-    std: tuple
-    normalize: bool
-    source: str  # 'run KEY' or 'untrained (seed N)'
-    key: str | None = None  # run key when trained
-    settings: dict = field(default_factory=dict)
-    seed: int = 0
-
-
-def load_run(store, key: str, data_dir=None) -> LoadedModel:
-    """The trained model of cached run ``key`` (a unique prefix is enough), weights loaded safely."""
-    from dlbench.data import get_dataset
-    from dlbench.engine.checkpoint import load
-    from dlbench.errors import RunNotFoundError
-    from dlbench.models import get_model_spec
-    from dlbench.resolve import reproduce_command
-
-    full = store.resolve_key(key)
-    row = store.get(full)
-    config = store.config(full)
-    weights = store.weights_path(full)
-    if not weights.exists():
-        raise RunNotFoundError(
-            f"run {full} has no saved weights (status {row.get('status')}); train it again with "
-            f"`{reproduce_command(config)} --force`"
-        )
-    spec = get_model_spec(config.model)
-    info = get_dataset(config.dataset).info(data_dir, config.dataset_options)
-    model = spec.build(info.input_shape, info.num_classes, config.model_settings)
-    model.load_state_dict(load(weights))
-    model.eval()
-    return LoadedModel(
-        model,
-        spec.family,
-        spec.name,
-        config.dataset,
-        dict(config.dataset_options),
-        tuple(info.input_shape),
-        tuple(info.mean),
-        tuple(info.std),
-        config.options.normalize,
-        f"run {full}",
-        full,
-        dict(config.model_settings),
-        config.options.seed,
-    )
-
-
-def build_untrained(
-    model: str, dataset: str, settings=None, dataset_options=None, seed: int = 0, data_dir=None
-) -> LoadedModel:
-    """A freshly initialised model, exactly as training with ``--seed seed`` would start it."""
-    from dlbench.data import get_dataset
-    from dlbench.models import get_model_spec
-
-    spec = get_model_spec(model)
-    ds = get_dataset(dataset)
-    opts = ds.resolve(dataset_options)
-    info = ds.info(data_dir, opts)
-    torch.manual_seed(seed)  # the trainer seeds the same way before building: same initial weights
-    net = spec.build(info.input_shape, info.num_classes, settings)
-    net.eval()
-    return LoadedModel(
-        net,
-        spec.family,
-        spec.name,
-        ds.name,
-        opts,
-        tuple(info.input_shape),
-        tuple(info.mean),
-        tuple(info.std),
-        True,
-        f"untrained (seed {seed})",
-        None,
-        spec.resolve(settings),
-        seed,
-    )
 
 
 def test_image(loaded: LoadedModel, data_dir, sample: int) -> tuple[torch.Tensor, int]:
@@ -442,7 +348,7 @@ def visualize(
     save_array: bool = False,
 ) -> KernelFigure:
     """Draw the weights of ``layer`` of ``loaded`` as a grid of images and write the PNG to ``out``."""
-    choice = select_layer(loaded.model, loaded.family, loaded.input_shape, layer)
+    choice = select_layer(loaded.model, loaded.built.spec, loaded.model_input_shape, layer)
     w_shape = tuple(choice.module.weight.shape)
     what = {
         "conv": "kernels",
@@ -481,13 +387,13 @@ def visualize_feature_maps(
     image_label: str = "",
 ) -> KernelFigure:
     """Draw the activations of ``layer`` of ``loaded`` for one uint8 image (C, H, W)."""
-    choice = select_layer(loaded.model, loaded.family, loaded.input_shape, layer)
+    choice = select_layer(loaded.model, loaded.built.spec, loaded.model_input_shape, layer)
     if choice.kind != "conv":
         names = ", ".join(n for n, _ in conv_layers(loaded.model)) or "none"
         raise UsageError(
             f"feature maps need a convolution; layer {choice.name} is {choice.kind}; conv layers: {names}"
         )
-    x = to_model_input(image_u8, loaded.mean, loaded.std, loaded.normalize)
+    x = loaded.to_input(image_u8)  # (1, C, H, W) as training fed it
     maps = feature_maps(loaded.model, choice.name, x).numpy()  # (C, h, w)
     title = (
         f"{loaded.name} {choice.name} feature maps {'x'.join(map(str, maps.shape))}, {loaded.source}"
@@ -510,3 +416,15 @@ def visualize_feature_maps(
         result.array_path = path.with_suffix(".npy")
         np.save(result.array_path, maps)
     return result
+
+
+__all__ = [
+    "KernelFigure",
+    "LayerChoice",
+    "LoadedModel",
+    "build_untrained",
+    "load_run",
+    "select_layer",
+    "visualize",
+    "visualize_feature_maps",
+]

@@ -2,9 +2,10 @@
 
 A CPU DataLoader with per-image transforms starves a GPU on 32x32 images; here a batch is one gather from a
 uint8 tensor already on the device, augmentation is a few batched tensor ops, and normalisation happens on the
-fly in float. For transfer learning a batch is also brought to the size and normalisation the pretrained weights
-expect (grey images repeated to 3 channels, bilinear resize after augmentation), still batch by batch on the
-device, so the resident data stays uint8 at its own size. Shuffling uses a generator seeded by (seed, epoch), so
+fly in float (:class:`dlbench.data.transforms.InputTransform`, shared with analysis). For transfer learning a
+batch is also brought to the size and normalisation the pretrained weights expect (grey images repeated to 3
+channels, bilinear resize after augmentation), still batch by batch on the device, so the resident data stays
+uint8 at its own size. Shuffling uses a generator seeded by (seed, epoch), so
 a resumed run sees the same batches as an uninterrupted one.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from dlbench.data import ArrayDataset
+from dlbench.data.transforms import InputTransform
 
 SPLIT_SEED = 0  # the validation split is the same for every training seed: repeats differ only in training
 EVAL_BATCH = 1024
@@ -70,23 +72,19 @@ class DeviceData:
         self.val = self._put(data.train_x, data.train_y, val_idx)
         test_idx = torch.arange(data.test_x.shape[0])
         self.test = self._put(data.test_x, data.test_y, test_idx)
-        c_data, h, w = data.info.input_shape
-        c = channels or c_data
-        if c != c_data and c_data != 1:
-            raise ValueError(f"cannot feed {c_data}-channel images as {c} channels")
-        self.repeat = c if c != c_data else 0
-        mean = data.info.mean if mean is None else mean
-        std = data.info.std if std is None else std
-        if len(mean) != c:  # the dataset's grey statistics, repeated
-            mean, std = tuple(mean) * c, tuple(std) * c
-        mean = torch.tensor(mean if normalize else (0.0,) * c, dtype=torch.float32)
-        std = torch.tensor(std if normalize else (1.0,) * c, dtype=torch.float32)
-        self.scale = (1.0 / (255.0 * std)).view(1, c, 1, 1).to(device)  # x_float = x_uint8 * scale + shift
-        self.shift = (-mean / std).view(1, c, 1, 1).to(device)
         self.augment = augment
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.size = (size, size) if size and (size, size) != (h, w) else None
-        self.shrink = bool(self.size) and size < min(h, w)
+        self.transform = InputTransform(
+            data.info.input_shape,
+            data.info.mean if mean is None else mean,
+            data.info.std if std is None else std,
+            normalize,
+            size=size,
+            channels=channels,
+            device=device,
+            memory_format=self.memory_format,
+        )
+        self.size = self.transform.size
         self.eval_batch = (
             EVAL_BATCH if not self.size else max(32, min(EVAL_BATCH, EVAL_PIXELS // (size * size)))
         )
@@ -105,22 +103,6 @@ class DeviceData:
             return Split(xs.to(self.device), ys.to(self.device), idx)
         return Split(xs.pin_memory(), ys.pin_memory(), idx)  # copied batch by batch, asynchronously
 
-    def _to_float(self, xb: torch.Tensor) -> torch.Tensor:
-        xb = xb.to(self.device, non_blocking=True).float()
-        if self.repeat:
-            xb = xb.expand(-1, self.repeat, -1, -1)  # (B, 1, H, W) -> (B, 3, H, W)
-        xb = xb * self.scale + self.shift
-        return xb.contiguous(memory_format=self.memory_format)
-
-    def _fit(self, xb: torch.Tensor) -> torch.Tensor:
-        """Resize to the model's input size (after augmentation, which works at the data's own size)."""
-        if self.size is None:
-            return xb
-        xb = torch.nn.functional.interpolate(
-            xb, size=self.size, mode="bilinear", align_corners=False, antialias=self.shrink
-        )  # (B, C, size, size)
-        return xb.contiguous(memory_format=self.memory_format)
-
     def steps_per_epoch(self, batch_size: int) -> int:
         return (len(self.train) + batch_size - 1) // batch_size
 
@@ -137,15 +119,18 @@ class DeviceData:
             g_aug.manual_seed(seed * 100_003 + epoch + 1)
         for i in range(0, len(perm), batch_size):
             idx = perm[i : i + batch_size]
-            xb = self._to_float(self.train.x[idx])
+            xb = self.transform.to_float(self.train.x[idx])
             if self.augment:
                 xb = self._crop_flip(xb, g_aug)
-            yield self._fit(xb), self.train.y[idx].to(self.device, non_blocking=True)
+            yield self.transform.fit(xb), self.train.y[idx].to(self.device, non_blocking=True)
 
     def eval_batches(self, split: Split):
         n = self.eval_batch
         for i in range(0, len(split), n):
-            yield self._fit(self._to_float(split.x[i : i + n])), split.y[i : i + n].to(self.device)
+            yield (
+                self.transform.fit(self.transform.to_float(split.x[i : i + n])),
+                split.y[i : i + n].to(self.device),
+            )
 
     def _crop_flip(self, x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
         """Random crop after zero padding by ``pad``, and horizontal flip, for the whole batch at once."""

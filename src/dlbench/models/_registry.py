@@ -39,6 +39,7 @@ class ModelSpec:
     conv: bool = True  # convolutional: trained channels_last, has kernels to visualise
     defaults: dict[str, Any] = field(default_factory=dict)
     open_settings: bool = False  # torchvision builders take arbitrary keyword arguments
+    anatomy: Callable[[Any], Any] | None = None  # model -> models.anatomy.Anatomy (None: torchvision's rules)
 
     def resolve(self, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         """Merge ``settings`` (raw strings or values) over the defaults, typed and validated by name."""
@@ -67,9 +68,18 @@ _MODELS: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    name: str, *, family: str, description: str, default_dataset: str = "cifar10", conv: bool = True
+    name: str,
+    *,
+    family: str,
+    description: str,
+    anatomy: Callable[[Any], Any],
+    default_dataset: str = "cifar10",
+    conv: bool = True,
 ):
-    """Decorator: register ``fn(input_shape, num_classes, **settings)`` under ``name``."""
+    """Decorator: register ``fn(input_shape, num_classes, **settings)`` under ``name``.
+
+    ``anatomy(model) -> Anatomy`` declares the model's first layer, head and blocks (see :mod:`.anatomy`).
+    """
 
     def wrap(fn):
         if name in _MODELS:
@@ -80,7 +90,9 @@ def register_model(
             for k, p in params.items()
             if p.default is not inspect.Parameter.empty and p.kind == p.KEYWORD_ONLY
         }
-        _MODELS[name] = ModelSpec(name, family, description, fn, default_dataset, conv, defaults)
+        _MODELS[name] = ModelSpec(
+            name, family, description, fn, default_dataset, conv, defaults, anatomy=anatomy
+        )
         return fn
 
     return wrap
@@ -93,6 +105,8 @@ def _torchvision_names() -> list[str]:
 
 
 def _tv_spec(tv_name: str) -> ModelSpec:
+    from dlbench.models.anatomy import torchvision_anatomy
+
     names = _torchvision_names()
     if tv_name not in names:
         raise UnknownNameError("torchvision model", tv_name, names, hint="torchvision classification models")
@@ -124,6 +138,7 @@ def _tv_spec(tv_name: str) -> ModelSpec:
         conv=conv,
         defaults={},
         open_settings=True,
+        anatomy=torchvision_anatomy,
     )
 
 
@@ -136,6 +151,14 @@ def get_model_spec(name: str) -> ModelSpec:
     raise UnknownNameError(
         "model", name, list(_MODELS), hint="see `dlbench models`; torchvision models are tv:NAME"
     )
+
+
+def spec_for(name_or_family: str) -> ModelSpec | None:
+    """The spec of a model name, or of the first registered model of a family name; None if neither."""
+    _load_families()
+    if name_or_family.startswith(TV_PREFIX) or name_or_family in _MODELS:
+        return get_model_spec(name_or_family)
+    return next((s for s in _MODELS.values() if s.family == name_or_family), None)
 
 
 def list_models(pattern: str | None = None, torchvision: bool = True) -> list[ModelSpec]:

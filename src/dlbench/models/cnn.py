@@ -13,6 +13,7 @@ from torch import nn
 
 from dlbench.models._layers import make_activation, positive, require
 from dlbench.models._registry import register_model
+from dlbench.models.anatomy import sequential_anatomy
 
 POOLS = ("max", "avg", "none")
 HEADS = ("flatten", "avg")
@@ -46,6 +47,7 @@ def _out_size(size: int, kernel_size: int, padding: int | str) -> int:
     "cnn",
     family="cnn",
     description="plain conv net: stages of conv+BN+act+pool, then an MLP head",
+    anatomy=sequential_anatomy,  # conv1 (or conv1_1) first; blocks: conv, bn and fc1 layers (head excluded)
     default_dataset="fashion-mnist",
 )
 def cnn(

@@ -11,6 +11,7 @@ from torch import nn
 
 from dlbench.models._layers import positive, require
 from dlbench.models._registry import register_model
+from dlbench.models.anatomy import Anatomy
 
 
 class Mlp(nn.Module):
@@ -61,10 +62,23 @@ class MlpMixer(nn.Module):
         return self.head(x.mean(dim=1))
 
 
+def _anatomy(model: MlpMixer) -> Anatomy:
+    """Patch embedding ``stem`` first, ``head`` last; blocks: the Mixer blocks; token mixing: each block's
+    ``mlp_tokens.fc1``, whose weights over the tokens lie on the patch grid."""
+    n = len(model.blocks)
+    return Anatomy(
+        "stem",
+        "head",
+        tuple(f"blocks.{i}" for i in range(n)),
+        token_mixing=tuple(f"blocks.{i}.mlp_tokens.fc1" for i in range(n)),
+    )
+
+
 @register_model(
     "mlpmixer",
     family="mlpmixer",
     description="MLP-Mixer: patch embedding + token-mixing and channel-mixing MLP blocks",
+    anatomy=_anatomy,
 )
 def mlpmixer(
     input_shape,

@@ -9,6 +9,7 @@ from torch import nn
 
 from dlbench.models._layers import make_activation, positive, require
 from dlbench.models._registry import register_model
+from dlbench.models.anatomy import sequential_anatomy
 
 
 def _mlp(input_shape, num_classes, depth, width, activation, batchnorm, dropout, bias) -> nn.Sequential:
@@ -34,6 +35,7 @@ def _mlp(input_shape, num_classes, depth, width, activation, batchnorm, dropout,
     "mlp",
     family="mlp",
     description="MLP: depth hidden layers of width units (depth=2 width=256 is the 784-256-256-10 net)",
+    anatomy=sequential_anatomy,  # fc1 reads the pixels; blocks: fc1, bn1, fc2, ... (head excluded)
     default_dataset="fashion-mnist",
     conv=False,
 )

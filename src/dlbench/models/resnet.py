@@ -10,6 +10,7 @@ from torch import nn
 
 from dlbench.models._layers import positive
 from dlbench.models._registry import register_model
+from dlbench.models.anatomy import Anatomy
 
 
 class BasicBlock(nn.Module):
@@ -53,10 +54,17 @@ class CifarResNet(nn.Module):
         return self.fc(x)
 
 
+def _anatomy(model: CifarResNet) -> Anatomy:
+    """Stem conv1; head fc; blocks: the BasicBlocks of the stages in order (8 in resnet18), as torchvision's."""
+    blocks = tuple(f"layers.{i}.{j}" for i, stage in enumerate(model.layers) for j in range(len(stage)))
+    return Anatomy("conv1", "fc", blocks)
+
+
 @register_model(
     "resnet18",
     family="resnet",
     description="CIFAR ResNet18: 3x3 stem of 64, no max-pool, 4 stages of 2 basic blocks",
+    anatomy=_anatomy,
 )
 def resnet18(input_shape, num_classes, *, width: int = 64, blocks: tuple = (2, 2, 2, 2)):
     positive("width", width)

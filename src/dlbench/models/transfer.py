@@ -7,15 +7,15 @@ Where the starting weights come from (``TrainOptions``):
 - ``weights=PATH``: a local state dict; ``from_run=KEY``: the final weights of a cached run (the CLI resolves
   the key to that run's weights file, so this module knows nothing of the cache).
 
-The classifier head is the last ``Linear``/``Conv2d`` whose output size is the class count. The model is always
-built for the dataset's classes; a head in the weights whose shape does not fit is skipped, so the head keeps
-its fresh initialisation ("replaced for the dataset's classes").
+The classifier head and the blocks are what the model's family declares (:mod:`dlbench.models.anatomy`). The
+model is always built for the dataset's classes; a head (or auxiliary head) in the weights whose shape does not
+fit is skipped, so it keeps its fresh initialisation ("replaced for the dataset's classes").
 
 What ``finetune`` trains: ``full`` everything; ``linear-probe`` the head only; ``last-K`` the head and the last K
-*blocks*. Blocks per family: torchvision ResNets (resnet*, resnext*, wide_resnet*): the BasicBlocks/Bottlenecks
-of layer1..layer4 in order (8 in resnet18); torchvision models with a ``features`` Sequential (mobilenet,
-efficientnet, squeezenet, vgg, convnext, densenet, swin, ...): its children with parameters; ViT: the encoder
-layers; anything else (registry models included): the top-level children with parameters, head excluded.
+*blocks*. Blocks per family: ResNets (torchvision's and resnet18): the BasicBlocks/Bottlenecks in order (8 in
+resnet18); torchvision models with a ``features`` Sequential (mobilenet, efficientnet, squeezenet, vgg, convnext,
+densenet, swin, ...): its children with parameters; ViT: the encoder layers; MLP-Mixer: its Mixer blocks; mlp
+and cnn: the top-level children with parameters, head excluded.
 Frozen BatchNorm layers stay in eval mode while training, so their running statistics do not move either.
 """
 
@@ -30,6 +30,7 @@ from torch import nn
 from dlbench.config import TrainOptions, finetune_blocks
 from dlbench.errors import DlbenchError, UsageError
 from dlbench.models._registry import TV_PREFIX, ModelSpec
+from dlbench.models.anatomy import anatomy
 
 
 class WeightsUnavailableError(DlbenchError):
@@ -91,56 +92,10 @@ def input_plan(spec: ModelSpec, opts: TrainOptions, data_shape) -> InputPlan:
     return InputPlan(channels, size, mean, std)
 
 
-# -- the head and the blocks ---------------------------------------------------------------------------------
-def class_layers(model: nn.Module, num_classes: int) -> list[str]:
-    """Names of the Linear/Conv2d modules that output ``num_classes`` (the head last; aux heads before it)."""
-    found = []
-    for name, m in model.named_modules():
-        out = (
-            m.out_features
-            if isinstance(m, nn.Linear)
-            else m.out_channels
-            if isinstance(m, nn.Conv2d)
-            else None
-        )
-        if out == num_classes and name:
-            found.append(name)
-    return found
-
-
-def head_name(model: nn.Module, num_classes: int) -> str:
-    layers = class_layers(model, num_classes)
-    if not layers:
-        raise UsageError(
-            f"cannot find the classifier head (a Linear or Conv2d with {num_classes} outputs) "
-            f"of {type(model).__name__}; use --finetune full"
-        )
-    return layers[-1]
-
-
-def blocks(model: nn.Module, spec: ModelSpec, head: str) -> list[tuple[str, nn.Module]]:
-    """The model's blocks in forward order, as ``last-K`` counts them (see the module docstring)."""
-    head_params = {id(p) for p in model.get_submodule(head).parameters()}
-
-    def keep(prefix, children):  # children with parameters besides the head's
-        return [
-            (f"{prefix}{n}", m) for n, m in children if any(id(p) not in head_params for p in m.parameters())
-        ]
-
-    if tv_name(spec) is not None:
-        if all(isinstance(getattr(model, f"layer{i}", None), nn.Sequential) for i in range(1, 5)):
-            return [
-                (f"layer{i}.{n}", m)
-                for i in range(1, 5)
-                for n, m in getattr(model, f"layer{i}").named_children()
-            ]
-        features = getattr(model, "features", None)
-        if isinstance(features, nn.Sequential):
-            return keep("features.", features.named_children())
-        layers = getattr(getattr(model, "encoder", None), "layers", None)
-        if isinstance(layers, nn.Sequential):
-            return keep("encoder.layers.", layers.named_children())
-    return keep("", model.named_children())
+# -- the head and the blocks (declared by each family: see models.anatomy) ------------------------------------
+def blocks(model: nn.Module, spec: ModelSpec) -> list[tuple[str, nn.Module]]:
+    """The model's blocks in forward order, as ``last-K`` counts them."""
+    return [(n, model.get_submodule(n)) for n in anatomy(model, spec).blocks]
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
@@ -188,13 +143,13 @@ def _read_local(path: str) -> dict:
     return state
 
 
-def load_weights(model: nn.Module, state: dict, source: str, spec: ModelSpec, num_classes: int) -> str:
+def load_weights(model: nn.Module, state: dict, source: str, spec: ModelSpec) -> str:
     """Load ``state`` into ``model``; class layers whose shape differs keep their fresh initialisation.
 
     Returns a one-line note on keys that did not match (empty when only the head differed).
     """
     own = model.state_dict()
-    heads = class_layers(model, num_classes)
+    heads = anatomy(model, spec).class_layers
 
     def in_head(key: str) -> bool:
         return any(key.startswith(h + ".") for h in heads)
@@ -232,15 +187,14 @@ def load_weights(model: nn.Module, state: dict, source: str, spec: ModelSpec, nu
 
 
 # -- freezing -------------------------------------------------------------------------------------------------
-def apply_finetune(model: nn.Module, spec: ModelSpec, finetune: str, num_classes: int) -> list[nn.Module]:
+def apply_finetune(model: nn.Module, spec: ModelSpec, finetune: str) -> list[nn.Module]:
     """Set ``requires_grad`` for ``finetune``; returns the frozen BatchNorm layers (to keep in eval mode)."""
     k = finetune_blocks(finetune)
     if k is None:
         return []
-    head = head_name(model, num_classes)
-    chosen = [model.get_submodule(head)]
+    chosen = [model.get_submodule(anatomy(model, spec).head)]
     if k:
-        found = blocks(model, spec, head)
+        found = blocks(model, spec)
         if k > len(found):
             raise UsageError(
                 f"--finetune {finetune}: {spec.name} has {len(found)} blocks; "
@@ -258,8 +212,19 @@ def apply_finetune(model: nn.Module, spec: ModelSpec, finetune: str, num_classes
 
 
 def check_finetune(model: nn.Module, spec: ModelSpec, finetune: str, num_classes: int) -> None:
-    """Validate ``finetune`` against a model's structure (a meta-device build is enough)."""
-    apply_finetune(model, spec, finetune, num_classes)
+    """Validate ``finetune`` against a model's structure (a meta-device build is enough).
+
+    Also checks that the head the family declares gives ``num_classes`` scores: a wrong declaration would
+    otherwise freeze the real head.
+    """
+    if finetune_blocks(finetune) is not None:
+        head = anatomy(model, spec).head
+        out = (
+            getattr(model.get_submodule(head), "out_features", None) or model.get_submodule(head).out_channels
+        )
+        if out != num_classes:
+            raise UsageError(f"{spec.name}'s declared head {head} gives {out} outputs, not {num_classes}")
+    apply_finetune(model, spec, finetune)
 
 
 @dataclass
@@ -277,12 +242,12 @@ def prepare_model(
     inputs = input_plan(spec, opts, data_shape)
     model = spec.build(inputs.input_shape(data_shape), num_classes, settings)
     # Freeze first: a bad last-K fails before any download; loading copies into frozen parameters all the same.
-    frozen_bn = apply_finetune(model, spec, opts.finetune, num_classes)
+    frozen_bn = apply_finetune(model, spec, opts.finetune)
     note = ""
     if opts.weights:
         source = f"run {opts.from_run}'s weights" if opts.from_run else f"weights file {opts.weights}"
-        note = load_weights(model, _read_local(opts.weights), source, spec, num_classes)
+        note = load_weights(model, _read_local(opts.weights), source, spec)
     elif opts.init == "pretrained":
         state, source = _download(spec)
-        note = load_weights(model, state, source, spec, num_classes)
+        note = load_weights(model, state, source, spec)
     return Prepared(model, inputs, frozen_bn, note)

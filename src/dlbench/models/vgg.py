@@ -12,6 +12,7 @@ from torch import nn
 
 from dlbench.models._layers import require
 from dlbench.models._registry import register_model
+from dlbench.models.anatomy import torchvision_anatomy
 
 HEADS = ("torchvision", "cifar")
 
@@ -34,11 +35,22 @@ def _vgg(input_shape, num_classes, batchnorm: bool, head: str, dropout: float):
     return model
 
 
-@register_model("vgg16", family="vgg", description="VGG16 as torchvision builds it (head=cifar: small head)")
+# torchvision's VGG: features.0 first, the classifier's last Linear as head, the children of features as blocks.
+@register_model(
+    "vgg16",
+    family="vgg",
+    description="VGG16 as torchvision builds it (head=cifar: small head)",
+    anatomy=torchvision_anatomy,
+)
 def vgg16(input_shape, num_classes, *, head: str = "torchvision", dropout: float = 0.5):
     return _vgg(input_shape, num_classes, False, head, dropout)
 
 
-@register_model("vgg16_bn", family="vgg", description="VGG16 with batch norm, as torchvision builds it")
+@register_model(
+    "vgg16_bn",
+    family="vgg",
+    description="VGG16 with batch norm, as torchvision builds it",
+    anatomy=torchvision_anatomy,
+)
 def vgg16_bn(input_shape, num_classes, *, head: str = "torchvision", dropout: float = 0.5):
     return _vgg(input_shape, num_classes, True, head, dropout)
