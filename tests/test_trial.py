@@ -37,7 +37,6 @@ def test_run_trial_in_a_fresh_process_then_a_cache_hit(tmp_path):
     assert forced["cached"] is False and forced["test_acc"] == first["test_acc"]  # same seed, same result
 
 
-@pytest.mark.xfail(strict=False, reason="needs engine ResumeMismatch")
 def test_a_checkpoint_that_does_not_fit_the_model_is_quarantined(cli, tmp_path):
     from dlbench.engine import train
 
