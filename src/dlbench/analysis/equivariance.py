@@ -18,6 +18,9 @@ The facts this module makes measurable (float64, so rounding is ~1e-16):
 
 Interpolated rotations (``rotate:ANGLE``) compare inside a centred disc, on both sides, so the corners a
 rotation cuts off do not count; interpolation itself leaves a small error even for symmetric kernels.
+
+The parts live beside it: the transformations and masks (:mod:`.image_transforms`), the random layers measured
+when no model is given (:mod:`.equivariance_targets`) and the four-panel figure (:mod:`.equivariance_figure`).
 """
 
 from __future__ import annotations
@@ -25,261 +28,32 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dlbench.errors import InvalidSettingError, UsageError
-
-TRANSFORM_KINDS = ("shift", "rot90", "rotate", "hflip", "brightness", "contrast")
-LAYERS = ("conv", "pool", "mlp", "stack")
-PADDINGS = ("zero", "circular")
-
-
-# -------------------------------------------------------------------- transformations
-
-
-@dataclass(frozen=True)
-class Transform:
-    name: str  # as the user wrote it: shift, rot90, rotate:30, brightness:1.5
-    kind: str
-    value: float = 0.0
-    shift: tuple[int, int] = (0, 0)  # (dx, dy) pixels, for kind 'shift'
-
-    @property
-    def spatial(self) -> bool:
-        return self.kind in ("shift", "rot90", "rotate", "hflip")
-
-    def apply(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor | None:
-        """T applied to images or feature maps ``x`` (B, C, H, W); ``scale`` = output size / input size.
-
-        Returns None where T has no counterpart at this resolution (a shift that is not a multiple of the
-        stride).
-        """
-        if self.kind == "shift":
-            dx, dy = self.shift[0] * scale, self.shift[1] * scale
-            if abs(dx - round(dx)) > 1e-9 or abs(dy - round(dy)) > 1e-9:
-                return None
-            return torch.roll(x, shifts=(int(round(dy)), int(round(dx))), dims=(-2, -1))
-        if self.kind == "rot90":
-            return torch.rot90(x, 1, dims=(-2, -1))
-        if self.kind == "hflip":
-            return torch.flip(x, dims=(-1,))
-        if self.kind == "rotate":
-            return rotate(x, self.value)
-        if self.kind == "brightness":
-            return x * self.value
-        if self.kind == "contrast":  # around each channel's mean: exact for a linear, circular conv
-            mean = x.mean(dim=(-2, -1), keepdim=True)
-            return mean + self.value * (x - mean)
-        raise AssertionError(self.kind)
-
-
-def parse_transforms(text: str, shift: tuple[int, int] = (3, 3)) -> list[Transform]:
-    """``shift,rot90,rotate:30,hflip,brightness:1.5,contrast:0.5`` -> transforms (unknown: UsageError)."""
-    out = []
-    for raw in [t.strip() for t in str(text).split(",") if t.strip()]:
-        kind, _, arg = raw.partition(":")
-        kind = kind.strip().lower()
-        if kind not in TRANSFORM_KINDS:
-            from dlbench.errors import UnknownNameError
-
-            raise UnknownNameError(
-                "transform",
-                kind,
-                TRANSFORM_KINDS,
-                hint="e.g. --transform shift,rot90,rotate:30,hflip,brightness:1.5,contrast:0.5",
-            )
-        needs_arg = kind in ("rotate", "brightness", "contrast")
-        if needs_arg and not arg:
-            raise UsageError(f"transform {kind} needs a value, e.g. {kind}:{30 if kind == 'rotate' else 1.5}")
-        if not needs_arg and arg:
-            raise UsageError(
-                f"transform {kind} takes no value (the shift comes from --shift DX,DY), got '{raw}'"
-            )
-        value = 0.0
-        if needs_arg:
-            try:
-                value = float(arg)
-            except ValueError:
-                raise UsageError(f"transform {kind} needs a number, got '{arg}'") from None
-        if kind == "shift":
-            out.append(Transform(f"shift({shift[0]},{shift[1]})", kind, shift=tuple(shift)))
-        else:
-            out.append(Transform(raw if not needs_arg else f"{kind}:{value:g}", kind, value))
-    if not out:
-        raise UsageError("--transform is empty; e.g. shift,rot90")
-    return out
-
-
-def parse_shift(text: str) -> tuple[int, int]:
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        dx, dy = (int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"--shift takes two integers DX,DY, got '{text}'") from None
-    return dx, dy
-
-
-def rotate(x: torch.Tensor, degrees: float) -> torch.Tensor:
-    """Bilinear rotation of (B, C, H, W) about the image centre; zeros outside.
-
-    Positive angles turn counter-clockwise as the image is displayed (row 0 at the top), the convention of
-    ``torch.rot90(x, 1, dims=(-2, -1))`` and torchvision's ``rotate``: ``rotate(x, 90)`` equals ``rot90``.
-    """
-    theta = math.radians(degrees)
-    c, s = math.cos(theta), math.sin(theta)
-    b = x.shape[0]
-    # affine_grid maps each output pixel (x right, y down) to the input point it samples: the inverse turn.
-    mat = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=x.dtype).expand(b, 2, 3)
-    grid = F.affine_grid(mat, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-# -------------------------------------------------------------------- masks and errors
-
-
-def interior(h: int, w: int, margin: int, dtype=torch.float64) -> torch.Tensor:
-    m = torch.zeros(h, w, dtype=dtype)
-    if 2 * margin < h and 2 * margin < w:
-        m[margin : h - margin, margin : w - margin] = 1
-    return m
-
-
-def disc(h: int, w: int, shrink: float = 0.0, dtype=torch.float64) -> torch.Tensor:
-    """1 inside the centred disc of radius min(h, w)/2 - shrink (pixel centres), else 0."""
-    yy, xx = torch.meshgrid(
-        torch.arange(h, dtype=dtype) - (h - 1) / 2, torch.arange(w, dtype=dtype) - (w - 1) / 2, indexing="ij"
-    )
-    return ((yy**2 + xx**2).sqrt() <= min(h, w) / 2 - 0.5 - shrink).to(dtype)
-
-
-def masks_for(t: Transform, h: int, w: int, margin: int, scale: float):
-    """(mask away from the borders, full mask) for comparing maps of size h x w under ``t``."""
-    if t.kind == "rotate":
-        return disc(h, w, margin), disc(h, w)
-    inner = interior(h, w, margin)
-    if t.kind == "shift":  # the shifted copy's borders (and the wrap-around seam) must be left out too
-        moved = t.apply(inner[None, None], 1.0 if scale is None else scale)
-        inner = inner * (moved[0, 0] if moved is not None else 0)
-    return inner, torch.ones(h, w, dtype=torch.float64)
-
-
-def rel_error(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    """||mask (a - b)|| / ||mask b|| over the whole batch."""
-    d, ref = a - b, b
-    if mask is not None:
-        d, ref = d * mask, ref * mask
-    den = float(ref.double().norm())
-    return float(d.double().norm()) / den if den > 0 else float("nan")
-
-
-# -------------------------------------------------------------------- targets
-
-
-def _padding_mode(padding: str) -> str:
-    if padding not in PADDINGS:
-        raise UsageError(f"--padding must be zero or circular, got '{padding}'")
-    return "zeros" if padding == "zero" else "circular"
-
-
-def symmetrize(conv: nn.Conv2d) -> nn.Conv2d:
-    """Average each kernel over its four rotations by 90 degrees: then conv commutes with rot90 exactly."""
-    with torch.no_grad():
-        w = conv.weight
-        conv.weight.copy_(sum(torch.rot90(w, k, dims=(-2, -1)) for k in range(4)) / 4)
-    return conv
-
-
-def random_conv(
-    c_in: int, channels: int, kernel_size: int, padding: str, symmetric: bool, bias: bool = False
-):
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise InvalidSettingError(
-            f"--kernel-size must be odd (so the output keeps the input's size and centre), got {kernel_size}"
-        )
-    conv = nn.Conv2d(
-        c_in, channels, kernel_size, padding=kernel_size // 2, padding_mode=_padding_mode(padding), bias=bias
-    ).double()
-    return symmetrize(conv) if symmetric else conv
-
-
-class Pool(nn.Module):
-    """Max pooling whose padding is zero (PyTorch's -inf) or circular."""
-
-    def __init__(self, kernel_size: int, stride: int, padding: str):
-        super().__init__()
-        self.k, self.s, self.mode = kernel_size, stride, _padding_mode(padding)
-        self.pl = (kernel_size - 1) // 2
-        self.pr = max(0, kernel_size - stride - self.pl)
-
-    def forward(self, x):
-        if self.mode == "circular":
-            x = F.pad(x, (self.pl, self.pr, self.pl, self.pr), mode="circular")
-            return F.max_pool2d(x, self.k, self.s)
-        return F.max_pool2d(x, self.k, self.s, padding=self.pl)
-
-
-def build_target(
-    layer: str,
-    c_in: int,
-    input_hw,
-    *,
-    kernel_size: int = 3,
-    channels: int = 8,
-    padding: str = "zero",
-    symmetric: bool = False,
-    depth: int = 3,
-    stride: int = 2,
-    bias: bool = False,
-    seed: int = 0,
-) -> nn.Module:
-    """A random float64 layer: conv, pool (max pool), mlp (on flattened pixels) or stack (conv+ReLU)."""
-    if layer not in LAYERS:
-        from dlbench.errors import UnknownNameError
-
-        raise UnknownNameError("layer", layer, LAYERS, hint="or --model NAME / --run KEY")
-    torch.manual_seed(seed)
-    if layer == "conv":
-        return random_conv(c_in, channels, kernel_size, padding, symmetric, bias)
-    if layer == "pool":
-        if stride < 1 or kernel_size < 1:
-            raise InvalidSettingError("pool needs --kernel-size and --stride of at least 1")
-        h, w = input_hw
-        if h % stride or w % stride:
-            raise InvalidSettingError(f"--stride {stride} does not divide the image size {h}x{w}")
-        return Pool(kernel_size, stride, padding)
-    if layer == "mlp":
-        h, w = input_hw
-        return nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in * h * w, 256), nn.ReLU(), nn.Linear(256, 10)
-        ).double()
-    if depth < 1:
-        raise InvalidSettingError(f"--depth must be at least 1, got {depth}")
-    mods = []
-    for i in range(depth):
-        mods += [
-            random_conv(c_in if i == 0 else channels, channels, kernel_size, padding, symmetric, bias),
-            nn.ReLU(),
-        ]
-    return nn.Sequential(*mods)
-
-
-def receptive_margin(modules) -> int:
-    """Output pixels within the receptive-field radius of the border: where zero padding reaches."""
-    rf, jump = 1, 1
-    for m in modules:
-        if isinstance(m, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d | Pool):
-            k = m.kernel_size if not isinstance(m, Pool) else m.k
-            s = m.stride if not isinstance(m, Pool) else m.s
-            k = k[0] if isinstance(k, tuple) else k
-            s = s[0] if isinstance(s, tuple) else s
-            d = m.dilation[0] if isinstance(m, nn.Conv2d) else 1
-            rf += (k - 1) * d * jump
-            jump *= s
-    return math.ceil((rf // 2) / jump)
-
+# The parts, re-exported: transformations and masks, random targets, the figure.
+from dlbench.analysis.equivariance_figure import figure  # noqa: F401
+from dlbench.analysis.equivariance_targets import (  # noqa: F401
+    LAYERS,
+    PADDINGS,
+    Pool,
+    build_target,
+    random_conv,
+    receptive_margin,
+    symmetrize,
+)
+from dlbench.analysis.image_transforms import (  # noqa: F401
+    TRANSFORM_KINDS,
+    Transform,
+    disc,
+    interior,
+    masks_for,
+    parse_shift,
+    parse_transforms,
+    rel_error,
+    rotate,
+)
+from dlbench.errors import UsageError
 
 # -------------------------------------------------------------------- measuring
 
@@ -426,85 +200,6 @@ def layer_list(model: nn.Module) -> list[tuple[str, nn.Module]]:
         else:
             out.append((n, m))
     return out
-
-
-# -------------------------------------------------------------------- the four-panel figure
-
-
-def figure(
-    image: np.ndarray,
-    fn,
-    x1: torch.Tensor,
-    shift: Transform,
-    rot: Transform,
-    margin: int,
-    title: str,
-    prepare=None,
-):
-    """Original image | f(x) channel 0 | |f(shift x) - shift f(x)| | |f(rot x) - rot f(x)|.
-
-    All three map panels share ONE colour scale (vmin/vmax), so a difference as large as the features looks
-    as bright as the features; each difference panel's title prints its relative error (all channels).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    prepare = prepare or (lambda v: v)
-    with torch.no_grad():
-        fx = fn(prepare(x1))  # (1, C, h, w)
-    scale = fx.shape[-1] / x1.shape[-1]
-    panels = []
-    for t in (shift, rot):
-        tfx = t.apply(fx, scale)
-        if tfx is None:
-            panels.append((t, None, None, None))
-            continue
-        with torch.no_grad():
-            ftx = fn(prepare(t.apply(x1)))
-        inner, full = masks_for(t, fx.shape[-2], fx.shape[-1], margin, scale)
-        panels.append(
-            (t, (ftx - tfx).abs()[0, 0].numpy(), rel_error(ftx, tfx, inner), rel_error(ftx, tfx, full))
-        )
-    f0 = fx[0, 0].numpy()
-    a = max([float(np.abs(f0).max())] + [float(p[1].max()) for p in panels if p[1] is not None]) or 1.0
-    fig, axes = plt.subplots(1, 4, figsize=(15, 4.4))
-    axes[0].imshow(image, cmap="gray" if image.ndim == 2 else None)
-    axes[0].set_title("original image", fontsize=9)
-    im = axes[1].imshow(f0, cmap="RdBu_r", vmin=-a, vmax=a)
-    axes[1].set_title("output features f(x)\nchannel 0", fontsize=9)
-    for ax, (t, diff, e_in, e_full) in zip(axes[2:], panels, strict=True):
-        label = "shift" if t.kind == "shift" else t.name
-        if diff is None:
-            ax.imshow(np.zeros_like(f0), cmap="RdBu_r", vmin=-a, vmax=a)
-            ax.set_title(f"|f({label} x) - {label} f(x)|\nnot defined at this stride", fontsize=9)
-        else:
-            ax.imshow(diff, cmap="RdBu_r", vmin=-a, vmax=a)
-            text = f"rel. error {e_full:.2e}"
-            if margin and t.kind != "rotate" and abs(e_in - e_full) > 1e-12:
-                text = f"rel. error {e_in:.2e} away from borders\n{e_full:.2e} on the full image"
-            ax.set_title(f"|f({t.name} x) - {t.name} f(x)|\n{text}", fontsize=8)
-            if margin and t.kind == "shift":
-                h, w = diff.shape
-                ax.add_patch(
-                    Rectangle(
-                        (margin - 0.5, margin - 0.5),
-                        w - 2 * margin,
-                        h - 2 * margin,
-                        fill=False,
-                        ls="--",
-                        lw=0.8,
-                        ec="k",
-                    )
-                )
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(im, ax=list(axes[1:]), shrink=0.8, label="one shared scale (features and differences)")
-    fig.suptitle(title, fontsize=10)
-    return fig
 
 
 # -------------------------------------------------------------------- images
