@@ -45,7 +45,7 @@ def test_per_trial_losses_end_the_epoch_only_when_no_trial_is_finite():
     one_bad = EpochLoop(TrialsStep([10**9, 5]), data, opts, lambda e, **d: events.append((e, d)))
     stats = one_bad.train_epoch(0)
     assert len(stats.losses) == one_bad.steps_per_epoch and stats.correct == [data.train.x.shape[0] // 2] * 2
-    first = next(d["loss"] for e, d in events if e == "step")
+    first = next(d["loss"] for e, d in events if e == "step" and d["loss"] is not None)
     assert first[0] == 1.0 and math.isnan(first[1])  # one diverged trial does not end the epoch
     all_bad = EpochLoop(TrialsStep([7, 5]), data, opts, lambda e, **d: None)
     stats = all_bad.train_epoch(0)
@@ -69,3 +69,16 @@ def test_the_stop_decision_keeps_the_best_and_counts_patience():
         )
         is None
     )
+
+
+def test_progress_moves_by_time_between_syncs_without_reading_the_loss(monkeypatch):
+    import dlbench.engine.loop as loop
+
+    monkeypatch.setattr(loop, "PROGRESS_SECONDS", 0.0)  # every step is "long enough ago"
+    data = _data()
+    opts = make_options({"batch_size": 4, "epochs": 1, "lr": 0.1, "schedule": "none"})
+    events = []
+    EpochLoop(TrialsStep([10**9, 5]), data, opts, lambda e, **d: events.append((e, d))).train_epoch(0)
+    steps = [d for e, d in events if e == "step"]
+    assert [d["step"] for d in steps[:3]] == [1, 2, 3] and steps[0]["loss"] is None
+    assert all(d["loss"] is not None for d in steps if d["step"] % SYNC_EVERY == 0)

@@ -27,6 +27,15 @@ def _epoch_info(d: dict) -> str:
     return f"loss {d['train_loss']:.4f}{val}, {d['images_per_sec']:,.0f} img/s, {d['seconds']:.1f} s"
 
 
+def _loss_info(loss) -> str:
+    """The last loss shown beside the batch bar: None between syncs keeps the bar moving without it; a fused
+    group reports one loss per trial (shown as their mean over the finite ones)."""
+    if loss is None:
+        return ""
+    values = [v for v in (loss if isinstance(loss, list) else [loss]) if math.isfinite(v)]
+    return f"loss {sum(values) / len(values):.4f}" if values else "loss nan"
+
+
 class TrainProgress:
     """Bars (sweep, epochs, batches of the current epoch) on a terminal; plain lines elsewhere."""
 
@@ -100,8 +109,7 @@ class TrainProgress:
             )
             self.batches = p.add_task("  batches", total=d["steps_per_epoch"], info="")
         elif event == "step" and self.batches is not None:
-            loss = d.get("loss")
-            p.update(self.batches, completed=d["step"], info="" if loss is None else f"loss {loss:.4f}")
+            p.update(self.batches, completed=d["step"], info=_loss_info(d.get("loss")))
         elif event == "epoch" and self.epochs is not None:
             p.update(self.epochs, advance=1, info=_epoch_info(d))
             p.update(self.batches, completed=0)

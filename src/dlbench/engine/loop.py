@@ -12,6 +12,7 @@ bookkeeping.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ from dlbench.engine.metrics import GradNorms, step_rows
 from dlbench.engine.schedule import lr_at
 from dlbench.engine.state import Stop, TrainState, after_epoch
 
-SYNC_EVERY = 50  # steps between host syncs (divergence check, progress)
+SYNC_EVERY = 50  # steps between host syncs (divergence check, progress with the loss)
+PROGRESS_SECONDS = 0.5  # between syncs, a step event (loss None) at least this often, so a bar never sits still
 
 Callback = Callable[..., None]
 
@@ -161,6 +163,7 @@ class EpochLoop:
         self.step.begin_epoch()
         loss_buf = correct = None  # shaped like the step's outputs on the first step
         seen, i, lr = 0, -1, self.opts.lr
+        shown = time.monotonic()  # when progress was last reported
         with Timer(device) as timer:
             for i, lr, xb, yb in self.batches(epoch):
                 loss, right = self.step(xb, yb, lr)
@@ -175,6 +178,10 @@ class EpochLoop:
                     if not any(math.isfinite(v) for v in (last if isinstance(last, list) else [last])):
                         break
                     self.callback("step", epoch=epoch, step=i + 1, loss=last)
+                    shown = time.monotonic()
+                elif time.monotonic() - shown > PROGRESS_SECONDS:  # move the bar by time, without a sync
+                    self.callback("step", epoch=epoch, step=i + 1, loss=None)
+                    shown = time.monotonic()
         return EpochStats(loss_buf[: i + 1].tolist(), correct.tolist(), seen, timer.seconds, lr)
 
     def record(self, epoch: int, stats: EpochStats, grad_rows: list[dict]) -> dict:
