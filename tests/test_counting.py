@@ -25,7 +25,11 @@ def vshaped_model():
             raise InvalidSettingError(f"v {v} is too large for this input")
         return nn.Linear(1, 1 + abs(v - 5))
 
-    _registry.register_model("test-vshape", family="test", description="V-shaped count")(vshape)
+    from dlbench.models.anatomy import Anatomy
+
+    _registry.register_model(
+        "test-vshape", family="test", description="V-shaped count", anatomy=lambda m: Anatomy("", "", ())
+    )(vshape)
     yield "test-vshape"
     _registry._MODELS.pop("test-vshape")
 
