@@ -300,3 +300,25 @@ def test_default_transfer_options_keep_old_run_keys():
     config = resolve_config("cnn", "shapes", {}, TINY, {})
     options = json.loads(config.canonical_json())["options"]
     assert not {"init", "finetune", "weights", "from_run", "input_size", "transfer"} & set(options)
+
+
+def test_last_k_runs_of_redefined_families_get_new_keys_and_round_trip(tmp_path):
+    """resnet18/mlpmixer/vgg16 last-K now train their declared blocks: never the 0.1.0 result under the old key."""
+    import hashlib
+    import json
+
+    from dlbench.config import TrainConfig
+
+    state = tmp_path / "w.pt"
+    state.write_bytes(b"resolve only checks that the file exists")
+    config = resolve_config("resnet18", "shapes", {}, TINY, {"finetune": "last-2", "weights": str(state)})
+    d = config.to_dict()
+    assert d["blocks"] == "anatomy"
+    old = dict(d)
+    del old["blocks"]
+    old_key = hashlib.sha256(json.dumps(old, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    assert config.key != old_key
+    again = TrainConfig.from_json(config.canonical_json())
+    assert again.key == config.key
+    plain = resolve_config("resnet18", "shapes", {}, TINY, {})
+    assert "blocks" not in plain.to_dict()  # every other run keeps its key

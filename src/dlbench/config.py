@@ -39,6 +39,10 @@ TRANSFER_MODES = {
 # Options added for transfer learning; at their defaults they are left out of the canonical JSON, so the run
 # keys of every run made before they existed stay the same.
 TRANSFER_OPTIONS = ("init", "finetune", "weights", "from_run", "input_size")
+# Models whose blocks for `--finetune last-K` changed when families began to declare their anatomy (0.1.0
+# counted top-level children). Their last-K configs carry this marker, so a cached 0.1.0 run, which trained
+# other layers, is never served for the same flags.
+LAST_K_REDEFINED = {"resnet18": "anatomy", "mlpmixer": "anatomy", "vgg16": "anatomy", "vgg16_bn": "anatomy"}
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,8 @@ class TrainConfig:
         if opts["from_run"]:
             drop.add("weights")  # the source run's key identifies the weights; its path depends on the cache
         d["options"] = {k: v for k, v in opts.items() if k not in drop}
+        if self.model in LAST_K_REDEFINED and (finetune_blocks(self.options.finetune) or 0) >= 1:
+            d["blocks"] = LAST_K_REDEFINED[self.model]  # last-K trains other blocks than 0.1.0 did: a new run
         return d
 
     def canonical_json(self) -> str:
@@ -243,7 +249,7 @@ class TrainConfig:
                 f"the config of {who} is unreadable ({type(exc).__name__}); remove it with "
                 f"`dlbench runs rm {run or 'KEY'}` and train it again"
             ) from None
-        unknown = sorted((set(opts) - set(TRAIN_OPTION_NAMES)) | (top - {"schema"}))
+        unknown = sorted((set(opts) - set(TRAIN_OPTION_NAMES)) | (top - {"schema", "blocks"}))
         schema = d.get("schema", SCHEMA_VERSION)
         if unknown or not isinstance(schema, int) or schema > SCHEMA_VERSION:
             what = f"option {', '.join(unknown)}" if unknown else f"schema {schema}"
