@@ -121,6 +121,9 @@ CASES = [
     ("runs-show-missing-key", ["runs", "show"], "missing argument"),
     # -- sweep
     ("sweep-empty-values", ["sweep", "lr", "", *SWEEP], "empty value"),
+    ("sweep-jobs-inline", ["sweep", "lr", "0.1", *SWEEP, "--jobs", "2"], "--jobs is for --executor local"),
+    ("sweep-jobs-zero", ["sweep", "lr", "0.1", *SWEEP, "--executor", "local", "--jobs", "0"], "at least 1"),
+    ("sweep-bad-executor", ["sweep", "lr", "0.1", *SWEEP, "--executor", "slurmm"], "'slurmm' is not one of"),
     ("sweep-double-comma", ["sweep", "lr", "0.1,,0.2", *SWEEP], "empty value"),
     ("sweep-unknown-param", ["sweep", "lrr", "0.1", *SWEEP], "did you mean 'lr'"),
     ("sweep-zero-batch", ["sweep", "batch-size", "0,16", *SWEEP], "batch-size must be at least 1"),

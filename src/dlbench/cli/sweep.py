@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -10,6 +11,11 @@ import typer
 from dlbench.cli._options import CacheDirOpt, DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
 from dlbench.cli._output import Format, Output, err
 from dlbench.cli._train_options import with_train_options
+
+
+class Executor(str, Enum):
+    inline = "inline"
+    local = "local"
 
 
 @with_train_options
@@ -35,6 +41,14 @@ def sweep(
     fail_fast: bool = typer.Option(
         False, "--fail-fast", help="Stop at the first diverged or out-of-memory trial."
     ),
+    executor: Executor = typer.Option(
+        "inline",
+        "--executor",
+        help="inline: trials one after another in this process; local: on --jobs worker processes.",
+    ),
+    jobs: int = typer.Option(
+        None, "--jobs", "-j", help="Workers for --executor local (default: one per GPU, else one per core)."
+    ),
     figures_dir: Path = typer.Option(None, "--figures-dir", help="Where to write the PNG figures."),
     figures: bool = typer.Option(
         True, "--figures/--no-figures", help="Write the curves and gradient figures."
@@ -49,12 +63,15 @@ def sweep(
 
     from dlbench import paths
     from dlbench.cache import Store
-    from dlbench.cli._progress import TrainProgress
     from dlbench.cli.train import default_dataset, single_values
     from dlbench.commandline import shell_join
+    from dlbench.errors import UsageError
     from dlbench.sweep.grid import plan_sweep
-    from dlbench.sweep.inline import run_sweep
-    from dlbench.sweep.study import label
+
+    if jobs is not None and executor is not Executor.local:
+        raise UsageError("--jobs is for --executor local; add --executor local")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
 
     axes = _axes(param, values, grid)
     store = Store(paths.cache_dir(cache_dir))
@@ -76,25 +93,41 @@ def sweep(
     n = len(plan.trials)
     err.print(f"sweep [bold]{escape(plan.name)}[/]: {n} trials of {plan.model} on {plan.dataset}")
 
-    with TrainProgress(plan.model, sweep_task=True) as progress:
-
-        def on_trial(k, trial, counts):
-            progress.set_sweep(k, n, f"trial {k + 1}/{n}: {label(trial.values)}  ({counts.line()})")
-            return progress.callback
-
-        counts = run_sweep(
-            plan,
-            store,
-            data_dir=paths.data_dir(data_dir),
-            force=force,
-            fail_fast=fail_fast,
-            on_trial=on_trial,
-            command=command or _command(plan),
-        )
-        progress.set_sweep(n, n, counts.line())
-
+    run = dict(
+        data_dir=paths.data_dir(data_dir), force=force, fail_fast=fail_fast, command=command or _command(plan)
+    )
+    counts = _execute(plan, store, executor, jobs, run)
     study = plan.study()  # this sweep's trials, even if another process reuses its name
     _show(store, study, f"{n} trials: {counts.line()}.", fmt, figures_dir, figures)
+
+
+def _execute(plan, store, executor: Executor, jobs: int | None, run: dict):
+    """Run the plan's trials with the chosen executor, showing each trial as it starts (inline) or ends."""
+    from dlbench.cli._progress import TrainProgress
+    from dlbench.sweep.study import label
+
+    n = len(plan.trials)
+    with TrainProgress(plan.model, sweep_task=True) as progress:
+        if executor is Executor.local:
+            from dlbench.sweep.local import run_local
+
+            def on_done(k, trial, counts):
+                done = counts.cached + counts.done + counts.failed
+                progress.set_sweep(
+                    done, n, f"trial {k + 1}/{n} done: {label(trial.values)}  ({counts.line()})"
+                )
+
+            counts = run_local(plan, store, jobs=jobs, on_done=on_done, **run)
+        else:
+            from dlbench.sweep.inline import run_sweep
+
+            def on_trial(k, trial, counts):
+                progress.set_sweep(k, n, f"trial {k + 1}/{n}: {label(trial.values)}  ({counts.line()})")
+                return progress.callback
+
+            counts = run_sweep(plan, store, on_trial=on_trial, **run)
+        progress.set_sweep(n, n, counts.line())
+    return counts
 
 
 def _axes(

@@ -30,7 +30,9 @@ from dlbench.engine.schedule import lr_at
 from dlbench.engine.state import Stop, TrainState, after_epoch
 
 SYNC_EVERY = 50  # steps between host syncs (divergence check, progress with the loss)
-PROGRESS_SECONDS = 0.5  # between syncs, a step event (loss None) at least this often, so a bar never sits still
+PROGRESS_SECONDS = (
+    0.5  # between syncs, a step event (loss None) at least this often, so a bar never sits still
+)
 
 Callback = Callable[..., None]
 

@@ -1,0 +1,170 @@
+"""The local executor: a study's trials on N worker processes of this machine (``sweep --executor local``).
+
+Each worker is a fresh (spawned) Python process that runs trials only through the one trial entry point,
+:func:`dlbench.sweep.trial.run_trial`, on the shared cache folder, so the claims keep every trial trained exactly
+once, also beside other sweeps on the same cache. Workers do not oversubscribe the machine: with G visible GPUs
+each worker is pinned to one of them (``CUDA_VISIBLE_DEVICES``, round robin); on a CPU the cores available to this
+process are split among the workers (``torch.set_num_threads``). Trials the cache already holds are answered
+here without starting a worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlbench.cache import Store
+from dlbench.errors import DlbenchError, UsageError
+from dlbench.sweep.grid import SweepPlan, Trial
+from dlbench.sweep.inline import SweepCounts, TrialFailed
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """Where one worker runs: a GPU (its ``CUDA_VISIBLE_DEVICES`` value) or none, and its CPU threads."""
+
+    gpu: str | None
+    threads: int
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask: a container's or Slurm's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process sees, as ``CUDA_VISIBLE_DEVICES`` values for one worker each."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    given = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return given or [str(i) for i in range(torch.cuda.device_count())]
+
+
+def worker_slots(jobs: int | None, gpus: list[str], cores: int) -> list[WorkerSlot]:
+    """One slot per worker. ``jobs`` None: one worker per GPU, or one per core on a CPU."""
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    n = jobs or len(gpus) or cores
+    if gpus:
+        return [WorkerSlot(gpus[i % len(gpus)], max(1, cores // n)) for i in range(n)]
+    return [WorkerSlot(None, max(1, cores // n)) for _ in range(n)]
+
+
+def _start_worker(slots, pids) -> None:
+    """Worker initializer: take a slot before torch is imported, and say who we are (for a clean stop)."""
+    slot = slots.get()
+    if slot.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
+    os.environ["OMP_NUM_THREADS"] = str(slot.threads)
+    import torch
+
+    torch.set_num_threads(slot.threads)
+    pids.put(os.getpid())
+
+
+def _work(config, cache_dir: str, data_dir: str | None, force: bool) -> dict:
+    """One trial in a worker. A dlbench error comes back as data: custom exceptions need not unpickle."""
+    from dlbench.sweep.trial import run_trial
+
+    try:
+        return run_trial(config, cache_dir, data_dir, force=force)
+    except DlbenchError as exc:
+        return {"error": str(exc), "exit_code": exc.exit_code}
+
+
+def run_local(
+    plan: SweepPlan,
+    store: Store,
+    *,
+    jobs: int | None = None,
+    data_dir: Path | None = None,
+    force: bool = False,
+    fail_fast: bool = False,
+    on_done: Callable[[int, Trial, SweepCounts], None] | None = None,
+    command: str = "",
+) -> SweepCounts:
+    """Run every trial not in the cache on worker processes; returns the counts and rows in the plan's order.
+
+    Raises:
+        TrialFailed: ``fail_fast`` and a trial diverged or ran out of memory (the other workers are stopped).
+    """
+    store.check_writable()
+    study = plan.study(command).to_dict()
+    store.save_sweep(study)  # first, so a killed sweep is still known to `report`
+    store.clean_tmp()
+    counts = SweepCounts(len(plan.trials))
+    rows: dict[int, dict] = {}
+
+    def finish(k: int, row: dict, cached: bool) -> None:
+        counts.add(row, cached)
+        rows[k] = row
+        if on_done:
+            on_done(k, plan.trials[k], counts)
+        if fail_fast and row["status"] != "ok":
+            raise TrialFailed(
+                f"trial {k + 1} of {counts.total} ({row['status']}): {row['message']}; "
+                "rerun without --fail-fast to record it and go on"
+            )
+
+    todo = []
+    for k, trial in enumerate(plan.trials):
+        if not force and store.has(trial.config.key):
+            finish(k, store.get(trial.config.key), True)
+        else:
+            todo.append(k)
+    if todo:
+        slots = worker_slots(jobs, visible_gpus(), available_cores())[: len(todo)]
+        _run_workers(plan, store, todo, slots, data_dir, force, finish)
+    counts.rows = [rows[k] for k in sorted(rows)]
+    store.save_sweep(study)  # again: a concurrent sweep of the same name may have replaced it meanwhile
+    return counts
+
+
+def _run_workers(plan, store, todo, slots, data_dir, force, finish) -> None:
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch state copied by fork
+    slot_queue, pids = ctx.Queue(), ctx.Queue()
+    for slot in slots:
+        slot_queue.put(slot)
+    pool = ProcessPoolExecutor(
+        len(slots), mp_context=ctx, initializer=_start_worker, initargs=(slot_queue, pids)
+    )
+    folder = str(store.root)
+    data = str(data_dir) if data_dir is not None else None
+    try:
+        futures = {pool.submit(_work, plan.trials[k].config, folder, data, force): k for k in todo}
+        for future in as_completed(futures):
+            row = future.result()
+            if "error" in row:
+                error = DlbenchError(row["error"])
+                error.exit_code = row["exit_code"]
+                raise error
+            cached = bool(row.pop("cached"))
+            finish(futures[future], row, cached)
+    except BaseException:
+        _interrupt_workers(pids)  # they release their claims on the way out; finished epochs stay resumable
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _interrupt_workers(pids) -> None:
+    while True:
+        try:
+            pid = pids.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGINT)
+        except OSError:  # already gone
+            pass
