@@ -87,3 +87,19 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_finishes(tmp_path):
     time.sleep(0.5)
     assert not list((cache / "claims").glob("*.claim")), "every worker released its claim"
     assert list((cache / "checkpoints").glob("*.pt")), "finished epochs stay resumable"
+
+
+def test_a_worker_killed_midway_is_one_line_not_a_traceback(tmp_path):
+    cache = tmp_path / "cache"
+    long = [a if a != "2" else "300" for a in SWEEP]
+    proc = _dlbench([*long, "--executor", "local", "--jobs", "2"], cache, tmp_path)
+    end = time.monotonic() + 120
+    while not list((cache / "claims").glob("*.claim")) and time.monotonic() < end:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    owner = json.loads(next((cache / "claims").glob("*.claim")).read_text())
+    os.kill(owner["pid"], signal.SIGKILL)  # the kernel's OOM killer does the same
+    out, err = proc.communicate(timeout=300)
+    lines = [line for line in err.decode().splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and lines and "worker process died" in lines[0], err.decode()
+    assert "Traceback" not in err.decode()

@@ -16,6 +16,7 @@ import queue
 import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,7 +145,13 @@ def _run_workers(plan, store, todo, slots, data_dir, force, finish) -> None:
     try:
         futures = {pool.submit(_work, plan.trials[k].config, folder, data, force): k for k in todo}
         for future in as_completed(futures):
-            row = future.result()
+            try:
+                row = future.result()
+            except BrokenProcessPool:
+                raise DlbenchError(
+                    "a worker process died while training (killed, or out of memory); finished trials are "
+                    "in the cache: rerun the same command to resume, perhaps with fewer --jobs"
+                ) from None
             if "error" in row:
                 error = DlbenchError(row["error"])
                 error.exit_code = row["exit_code"]
