@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 
-import pytest
 import torch
 
 from dlbench.cache import Store
