@@ -62,8 +62,18 @@ def worker_slots(jobs: int | None, gpus: list[str], cores: int) -> list[WorkerSl
     return [WorkerSlot(None, max(1, cores // n)) for _ in range(n)]
 
 
+def _stop_requested(signum, _frame) -> None:
+    raise KeyboardInterrupt  # unwinds the trial: its claim is released, finished epochs stay checkpointed
+
+
 def _start_worker(slots, pids) -> None:
-    """Worker initializer: take a slot before torch is imported, and say who we are (for a clean stop)."""
+    """Worker initializer: take a slot before torch is imported, and say who we are (for a clean stop).
+
+    Ctrl-C reaches the whole foreground process group; only the parent acts on it, and it stops the workers
+    with SIGTERM, so a worker never races the parent to report the interruption.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_requested)
     slot = slots.get()
     if slot.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot.gpu
@@ -172,6 +182,6 @@ def _interrupt_workers(pids) -> None:
         except (queue.Empty, OSError, ValueError):
             return
         try:
-            os.kill(pid, signal.SIGINT)
+            os.kill(pid, signal.SIGTERM)
         except OSError:  # already gone
             pass
