@@ -9,6 +9,8 @@ import typer
 from dlbench.cli._options import CacheDirOpt, DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
 from dlbench.cli._output import Format, Output, Table
 
+LAYER_KEEP = ["layer", "output", "params"]
+
 
 def count_params(
     model: str = typer.Argument(..., help="Model name (see `dlbench models`), e.g. mlpmixer or tv:resnet50."),
@@ -34,9 +36,10 @@ def count_params(
         model, dataset, grid, single_values(dataset_opts), depth=depth, bias=not no_bias, data_dir=data_dir
     )
     _record(table, cache_dir)
-    tables = [Table(table.rows, table.columns, title=table.title, name="counts")]
+    # Every column of the counts is a setting or a count: none is left out. Layers keep their name and counts.
+    tables = [Table(table.rows, table.columns, title=table.title, name="counts", keep=table.columns)]
     if depth:
-        tables.append(Table(table.layers, title=table.layers_title, name="layers"))
+        tables.append(Table(table.layers, title=table.layers_title, name="layers", keep=LAYER_KEEP))
     Output(fmt).tables(*tables)
 
 
