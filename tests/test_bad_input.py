@@ -164,6 +164,10 @@ CASES = [
     ("report-unknown-sweep", ["report", "--sweep", "nope", "--out", "r.md"], "nope"),
     ("report-bad-since", ["report", "--since", "yesterday", "--out", "r.md"], "since"),
     ("report-out-under-file", ["report", "--out", "{file}/sub/r.md"], "sub"),
+    ("report-out-pdf", ["report", "--out", "r.pdf"], ".md, .markdown, .html, .htm"),
+    ("report-out-no-extension", ["report", "--out", "r"], "not 'no extension'"),
+    ("report-out-dev-null", ["report", "--out", "/dev/null"], "not a regular file"),
+    ("report-out-dev-stdout", ["report", "--out", "/dev/stdout"], "symlink"),
 ]
 
 
