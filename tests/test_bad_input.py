@@ -59,6 +59,10 @@ CASES = [
     ("count-unknown-dataset", ["count-params", "mlp", "--dataset", "shapez"], "did you mean 'shapes'"),
     ("count-zero-width", ["count-params", "mlp", "--set", "width=0"], "width"),
     ("count-empty-list", ["count-params", "cnn", "--set", "channels=8//16"], "is a list"),
+    ("count-input-size-zero", ["count-params", "cnn", "--input-size", "0"], "between 1 and 4096"),
+    ("count-input-size-negative", ["count-params", "cnn", "--input-size", "-3"], "between 1 and 4096"),
+    ("count-input-size-huge", ["count-params", "cnn", "--input-size", "100000"], "between 1 and 4096"),
+    ("count-input-size-text", ["count-params", "cnn", "--input-size", "big"], "--input-size"),
     # -- solve-depth
     ("solve-no-target", ["solve-depth", "mlp"], "target"),
     ("solve-negative-target", ["solve-depth", "mlp", "--target", "-5"], "target"),
