@@ -83,3 +83,11 @@ def test_fit_breaks_headers_then_drops_then_prints_kept_columns_whole():
     tiny = fit(cols, 20, keep=["key", "best_val_acc"], drop_order=())
     assert tiny.dropped == ["seconds_per_epoch", "description"]
     assert tiny.widths[0] == 30 and tiny.total > 20  # wider than the terminal, but whole
+
+
+def test_text_wraps_between_words_and_a_long_word_is_left_out_rather_than_broken():
+    assert Column("description", ["plain conv net: stages of conv"], whole=False).min_width() == 11
+    path = Column("folder", ["/a/very/long/path/name"], whole=False)
+    assert path.min_width() == len("/a/very/long/path/name")
+    cols = [Column("name", ["shapes"], whole=True), path]
+    assert fit(cols, 25, keep=["name"], drop_order=["folder"]).dropped == ["folder"]

@@ -2,7 +2,7 @@
 
 rich left alone squeezes every column and cuts what does not fit (``0.40…``, a key of 4 characters). Here the
 widths are decided first: a number and a column the caller keeps are never narrower than their widest cell;
-other text columns may wrap; headers break after their underscores (``best_`` / ``val_acc``); when even that is
+other text columns wrap between words; headers break after their underscores (``best_`` / ``val_acc``); when even that is
 too wide, whole columns are left out (the caller's ``drop_order`` first, then from the right, never a kept
 column) and named in one line under the table. Kept columns wider than the terminal are printed whole anyway.
 """
@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 
-TEXT_MIN = 10  # a wrappable text column is never made narrower than this (or its widest cell, if narrower)
-
 
 @dataclass
 class Column:
@@ -23,7 +21,7 @@ class Column:
 
     name: str
     cells: list[str]
-    whole: bool  # numbers and kept columns: never narrower than the widest cell
+    whole: bool  # numbers and kept columns: never narrower than the widest cell (others wrap between words)
 
     def header_parts(self) -> list[str]:
         """The header's pieces, each ending at an underscore: where it may break."""
@@ -32,8 +30,10 @@ class Column:
 
     def min_width(self) -> int:
         header = max(cell_len(p) for p in self.header_parts())
-        widest = max((cell_len(c) for c in self.cells), default=0)
-        return max(header, widest if self.whole else min(widest, TEXT_MIN), 1)
+        if self.whole:
+            return max(header, *(cell_len(c) for c in self.cells), 1)
+        # Text wraps at spaces but a word is never broken: a path or a date that does not fit is left out instead.
+        return max(header, *(cell_len(w) for c in self.cells for w in c.split()), 1)
 
     def full_width(self) -> int:
         return max([cell_len(self.name), *(cell_len(c) for c in self.cells)])
