@@ -91,3 +91,13 @@ def test_text_wraps_between_words_and_a_long_word_is_left_out_rather_than_broken
     assert path.min_width() == len("/a/very/long/path/name")
     cols = [Column("name", ["shapes"], whole=True), path]
     assert fit(cols, 25, keep=["name"], drop_order=["folder"]).dropped == ["folder"]
+
+
+def test_columns_sets_the_width_even_when_piped(monkeypatch):
+    piped = io.StringIO()  # not a terminal
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert _output._width(piped) == 200
+    monkeypatch.setenv("COLUMNS", "80")
+    assert _output._width(piped) == 80
+    monkeypatch.setenv("COLUMNS", "wide")
+    assert _output._width(piped) == 200
