@@ -378,6 +378,12 @@ def test_parameter_counts_come_from_records_and_count_tables():
     assert [b.text for b in blocks if isinstance(b, Heading)][-1] == "mlp widths on cifar10"
     text = render_markdown(Report("t", "h", blocks), "x")
     assert "| 16 | 456 | 456 | - |" in text and "| 8 | 123 | 100 | 4,567 |" in text
+    assert "A - under macs" not in text  # the recorded table has no macs column
+    counts[0]["columns"] = ["params", "trainable", "macs"]
+    counts[0]["rows"] = [{"params": 24_371_444, "trainable": 24_371_444, "macs": None}]
+    text = render_markdown(Report("t", "h", params_section([study], runs, counts)), "x")
+    assert "A - under macs: the forward pass fails at this input" in text
+    assert text.index("A - under macs") < text.index(counts[0]["command"])  # "the command below"
 
 
 def test_out_dash_is_standard_output(cache, tmp_path, monkeypatch):
