@@ -14,6 +14,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+# Tables fit COLUMNS when it is set (tests that want a narrow terminal set the width themselves): a developer's
+# exported COLUMNS=80 must not change what the other tests see. Popped before dlbench.cli builds its consoles.
+os.environ.pop("COLUMNS", None)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DLBENCH_TEST_DATA", ROOT.parent / "shared" / "data"))
 # Small `shapes` splits keep CPU tests fast.

@@ -59,6 +59,10 @@ CASES = [
     ("count-unknown-dataset", ["count-params", "mlp", "--dataset", "shapez"], "did you mean 'shapes'"),
     ("count-zero-width", ["count-params", "mlp", "--set", "width=0"], "width"),
     ("count-empty-list", ["count-params", "cnn", "--set", "channels=8//16"], "is a list"),
+    ("count-input-size-zero", ["count-params", "cnn", "--input-size", "0"], "between 1 and 4096"),
+    ("count-input-size-negative", ["count-params", "cnn", "--input-size", "-3"], "between 1 and 4096"),
+    ("count-input-size-huge", ["count-params", "cnn", "--input-size", "100000"], "between 1 and 4096"),
+    ("count-input-size-text", ["count-params", "cnn", "--input-size", "big"], "--input-size"),
     # -- solve-depth
     ("solve-no-target", ["solve-depth", "mlp"], "target"),
     ("solve-negative-target", ["solve-depth", "mlp", "--target", "-5"], "target"),
@@ -164,6 +168,10 @@ CASES = [
     ("report-unknown-sweep", ["report", "--sweep", "nope", "--out", "r.md"], "nope"),
     ("report-bad-since", ["report", "--since", "yesterday", "--out", "r.md"], "since"),
     ("report-out-under-file", ["report", "--out", "{file}/sub/r.md"], "sub"),
+    ("report-out-pdf", ["report", "--out", "r.pdf"], ".md, .markdown, .html, .htm"),
+    ("report-out-no-extension", ["report", "--out", "r"], "not 'no extension'"),
+    ("report-out-dev-null", ["report", "--out", "/dev/null"], "not a regular file"),
+    ("report-out-dev-stdout", ["report", "--out", "/dev/stdout"], "symlink"),
 ]
 
 

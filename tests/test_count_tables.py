@@ -51,3 +51,47 @@ def test_solve_table_against_a_target_model():
         solve_table("mlp", "depth")
     with pytest.raises(InvalidSettingError, match="integer"):
         solve_table("mlp", "activation", target=1000)
+
+
+def test_macs_too_small_an_input_says_the_smallest_that_works_and_input_size_counts_there():
+    small = count_table("tv:inception_v3", "cifar10")
+    assert small.rows[0]["macs"] is None and small.rows[0]["params"] > 0
+    assert len(small.notes) == 1
+    assert "has no MACs at 3x32x32" in small.notes[0] and "too small" in small.notes[0]
+    assert "smallest square input that works is 75x75" in small.notes[0]
+    at = count_table("tv:inception_v3", "cifar10", input_size=299)
+    assert at.title == "tv:inception_v3 on cifar10 (3x299x299, 10 classes)" and not at.notes
+    assert at.rows[0]["macs"] == 5_711_188_576 and at.rows[0]["params"] == small.rows[0]["params"]
+    assert shlex.split(at.command)[2:] == ["tv:inception_v3", "--dataset", "cifar10", "--input-size", "299"]
+    assert count_table("tv:inception_v3", "cifar10", input_size=75).rows[0]["macs"] > 0
+    assert count_table("tv:inception_v3", "cifar10", input_size=74).rows[0]["macs"] is None
+
+
+def test_smallest_side_is_found_by_trying_sizes_without_a_declared_one():
+    from dlbench.analysis.params import build_meta, macs_or_error, smallest_side
+    from dlbench.models import get_model_spec
+
+    spec = get_model_spec("cnn")  # no torchvision metadata: doubling then bisecting
+    settings = spec.resolve({"depth": 4, "padding": "valid"})
+    side = smallest_side(spec, 1, 10, settings, failed=4)
+    assert side is not None and side > 4
+
+    def works(n):
+        try:
+            return macs_or_error(build_meta(spec, (1, n, n), 10, settings), (1, n, n))[0] is not None
+        except Exception:
+            return False
+
+    assert works(side) and not works(side - 1)
+
+
+def test_count_params_cli_names_why_macs_are_missing(cli):
+    res = cli("count-params", "tv:inception_v3", "--dataset", "cifar10")
+    assert res.code == 0, res
+    assert res.out.splitlines()[-2].endswith("│ -    │")  # the row, its macs cell `-`
+    assert "smallest square input that works is 75x75" in res.err and "--input-size 75" in res.err
+    res = cli("count-params", "tv:inception_v3", "--dataset", "cifar10", "--input-size", "299", "-f", "json")
+    assert res.code == 0 and res.err == "", res
+    import json
+
+    assert json.loads(res.out)[0]["macs"] == 5_711_188_576

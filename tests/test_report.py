@@ -378,3 +378,57 @@ def test_parameter_counts_come_from_records_and_count_tables():
     assert [b.text for b in blocks if isinstance(b, Heading)][-1] == "mlp widths on cifar10"
     text = render_markdown(Report("t", "h", blocks), "x")
     assert "| 16 | 456 | 456 | - |" in text and "| 8 | 123 | 100 | 4,567 |" in text
+    assert "A - under macs" not in text  # the recorded table has no macs column
+    counts[0]["columns"] = ["params", "trainable", "macs"]
+    counts[0]["rows"] = [{"params": 24_371_444, "trainable": 24_371_444, "macs": None}]
+    text = render_markdown(Report("t", "h", params_section([study], runs, counts)), "x")
+    assert "A - under macs: the forward pass fails at this input" in text
+    assert text.index("A - under macs") < text.index(counts[0]["command"])  # "the command below"
+
+
+def test_out_dash_is_standard_output(cache, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = report(cache, "-")
+    assert code == 0, err
+    assert stdout.startswith("# ") and "## Sweep lr-cnn-shapes" in stdout
+    assert md_images(stdout) == []  # no folder beside stdout to link figures from: each is named instead
+    assert "left out on standard output" in stdout
+    assert err.startswith("note: ") and "figures left out" in err and err.count("\n") == 1
+    code, html, err = report(cache, "-", "--format", "html")
+    assert code == 0 and err == ""
+    assert html.startswith("<!DOCTYPE html>") and html_images(html)  # HTML embeds them as always
+    assert list(tmp_path.iterdir()) == []  # nothing written anywhere: no `-` file, no `-_files/`
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root could replace /dev/null")
+def test_out_never_replaces_what_is_not_a_regular_file(cache, tmp_path):
+    import stat
+
+    link = tmp_path / "null.md"
+    link.symlink_to("/dev/null")
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    target_dir = tmp_path / "elsewhere"
+    target_dir.mkdir()
+    (tmp_path / "r_files").symlink_to(target_dir)  # Markdown's figures folder, redirected
+    for out, needle in (
+        ("/dev/null", "not a regular file"),
+        ("/dev/stdout", "a symlink"),
+        (link, "a symlink"),
+        (fifo, "not a regular file"),
+        (tmp_path / "r.md", "r_files: it is a symlink"),
+    ):
+        code, stdout, err = report(cache, out)
+        assert code == 2 and stdout == "" and err.count("\n") == 1, (out, err)
+        assert err.startswith("error: ") and needle in err, (out, err)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert link.is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert list(target_dir.iterdir()) == [] and not (tmp_path / "r.md").exists()
+
+
+def test_out_with_an_unknown_extension_is_refused(cache, tmp_path):
+    for name in ("r.pdf", "report", "r.txt"):
+        code, _, err = report(cache, tmp_path / name)
+        assert code == 2 and err.count("\n") == 1, err
+        assert ".md, .markdown, .html, .htm" in err and "- for standard output" in err
+    assert list(tmp_path.iterdir()) == []

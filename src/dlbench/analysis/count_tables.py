@@ -21,13 +21,16 @@ class CountTable:
     rows: list[dict]
     layers_title: str = ""
     layers: list[dict] = field(default_factory=list)
+    notes: list[str] = field(
+        default_factory=list
+    )  # why a row has no MACs, and the input size that gives them
 
 
 def count_command(
-    model: str, dataset, grid: dict, dataset_options: dict, depth: int, bias: bool, data_dir
+    model: str, dataset, grid: dict, dataset_options: dict, depth: int, bias: bool, data_dir, input_size=None
 ) -> str:
     """The `dlbench count-params` line that prints this table again."""
-    cmd = CommandLine("count-params").arg(model).opt("--dataset", dataset)
+    cmd = CommandLine("count-params").arg(model).opt("--dataset", dataset).opt("--input-size", input_size)
     cmd.opts("--set", [f"{k}={','.join(map(str, v))}" for k, v in grid.items()])
     cmd.opts("--dataset-opt", [f"{k}={v}" for k, v in sorted(dataset_options.items())])
     cmd.opt("--depth", depth or None).flag("--no-bias", not bias)
@@ -43,6 +46,7 @@ def count_table(
     depth: int = 0,
     bias: bool = True,
     data_dir: Path | None = None,
+    input_size: int | None = None,
 ) -> CountTable:
     """Count ``model`` on ``dataset`` (default: its own) for every combination of ``grid`` values, on the meta
     device (no weights allocated).
@@ -55,32 +59,48 @@ def count_table(
         depth: Also break the count down by layer, down to this nesting depth (one combination only).
         bias: Count bias vectors too.
         data_dir: ``--data-dir`` as given (None: the default folder).
+        input_size: Count on N x N inputs (the dataset's channels and classes) instead of the dataset's size.
+
+    A row whose forward pass fails has ``macs`` None and a line in ``notes`` saying why and, when the input is
+    too small for the model, the smallest square input that works.
 
     Raises:
-        UsageError: ``depth`` with more than one combination of values.
+        UsageError: ``depth`` with more than one combination of values; ``input_size`` out of range.
     """
-    from dlbench.analysis.params import build_meta, count_macs, count_parameters, input_for, layer_summary
+    from dlbench.analysis.params import build_meta, count_parameters, input_for, layer_summary, macs_or_error
+    from dlbench.config import MAX_INPUT_SIZE
     from dlbench.errors import UsageError
     from dlbench.models import get_model_spec
 
+    if input_size is not None and not 1 <= input_size <= MAX_INPUT_SIZE:
+        raise UsageError(
+            f"--input-size must be between 1 and {MAX_INPUT_SIZE} (pixels a side), got {input_size}"
+        )
     grid, dataset_options = dict(grid or {}), dict(dataset_options or {})
     spec = get_model_spec(model)
     shape, classes, ds_name = input_for(spec, dataset, data_dir, dataset_options)
+    if input_size is not None:
+        shape = (shape[0], input_size, input_size)
     combos = list(itertools.product(*grid.values()))
     if depth and len(combos) > 1:
         raise UsageError("--depth prints one model's layers: give one value per setting")
-    rows = []
+    rows, notes = [], []
     for combo in combos:
         resolved = spec.resolve(dict(zip(grid, combo, strict=True)))
         net = build_meta(spec, shape, classes, resolved)
         total, trainable = count_parameters(net, bias=bias)
-        rows.append({**{k: resolved[k] for k in grid}, "params": total, "trainable": trainable})
-        rows[-1]["macs"] = count_macs(net, shape)
+        macs, error = macs_or_error(net, shape)
+        rows.append({**{k: resolved[k] for k in grid}, "params": total, "trainable": trainable, "macs": macs})
+        if error:
+            what = ", ".join(f"{k}={v}" for k, v in zip(grid, combo, strict=True))
+            note = _no_macs_note(spec, shape, classes, resolved, error, what)
+            notes += [] if note in notes else [note]
     table = CountTable(
         f"{model} on {ds_name} ({'x'.join(map(str, shape))}, {classes} classes)",
-        count_command(model, dataset, grid, dataset_options, depth, bias, data_dir),
+        count_command(model, dataset, grid, dataset_options, depth, bias, data_dir, input_size),
         [*grid, "params", "trainable", "macs"],
         rows,
+        notes=notes,
     )
     if depth:
         table.layers_title = f"Layers of {model} (depth {depth})"
@@ -94,6 +114,21 @@ def count_table(
             for r in layer_summary(net, shape, depth)
         ]
     return table
+
+
+def _no_macs_note(spec, shape, classes, settings, error: str, what: str) -> str:
+    """Why a row's MACs are ``-``: the input is too small (and the smallest that works), or the error itself."""
+    from dlbench.analysis.params import smallest_side
+
+    channels, side = shape[0], min(shape[1:])
+    at = f"{spec.name}{f' ({what})' if what else ''} has no MACs at {'x'.join(map(str, shape))}"
+    smallest = smallest_side(spec, channels, classes, settings, failed=side)
+    if smallest is None:
+        return f"{at}: its forward pass fails on the meta device ({error})"
+    return (
+        f"{at}: the input is too small for it; the smallest square input that works is {smallest}x{smallest} "
+        f"(count it there with --input-size {smallest})"
+    )
 
 
 @dataclass

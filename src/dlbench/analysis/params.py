@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from dlbench.models import ModelSpec, get_model_spec
-from dlbench.models.counting import build_meta, count_macs, count_parameters
+from dlbench.models.counting import build_meta, count_macs, count_parameters, macs_or_error
 
 IMAGENET_SHAPE = ((3, 224, 224), 1000)  # the input torchvision's classifiers are defined for
 
@@ -50,6 +50,54 @@ def native_size(spec: ModelSpec) -> tuple[int, int] | None:
     crop = weights.transforms().crop_size
     side = int(crop[0] if isinstance(crop, list | tuple) else crop)
     return side, side
+
+
+def smallest_side(spec: ModelSpec, channels: int, classes: int, settings=None, *, failed: int) -> int | None:
+    """The smallest N > ``failed`` for which an N x N input runs through the model on the meta device, or None
+    (nothing up to the largest input size does: the failure is not the size).
+
+    torchvision's weights declare theirs (``meta["min_size"]``, 75 for inception_v3): checked, it costs two
+    forward passes; otherwise sizes are tried, doubling and then bisecting, assuming a size that works keeps
+    working when larger (true of convolutions and pooling).
+    """
+    from dlbench.config import MAX_INPUT_SIZE
+
+    def works(side: int) -> bool:
+        try:
+            net = build_meta(spec, (channels, side, side), classes, settings)
+        except Exception:  # a builder that rejects this size (a patch that does not divide it): not a fit
+            return False
+        return macs_or_error(net, (channels, side, side))[0] is not None
+
+    lo, hi = failed, None
+    hint = _declared_min_size(spec)
+    if hint and hint > failed and works(hint):
+        if not works(hint - 1):
+            return hint
+        hi = hint - 1
+    side = max(2 * failed, failed + 1)
+    while hi is None:
+        side = min(side, MAX_INPUT_SIZE)
+        if works(side):
+            hi = side
+        elif side == MAX_INPUT_SIZE:
+            return None
+        else:
+            lo, side = side, 2 * side
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if works(mid) else (mid, hi)
+    return hi
+
+
+def _declared_min_size(spec: ModelSpec) -> int | None:
+    """The smallest input side torchvision's DEFAULT weights declare for the model, if any."""
+    from dlbench.models.transfer import default_weights, tv_name
+
+    name = tv_name(spec)
+    weights = default_weights(name) if name else None
+    size = weights.meta.get("min_size") if weights is not None else None
+    return int(max(size)) if size else None
 
 
 def count(
@@ -112,4 +160,6 @@ __all__ = [
     "count_parameters",
     "input_for",
     "layer_summary",
+    "macs_or_error",
+    "smallest_side",
 ]

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +21,20 @@ from enum import Enum
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from dlbench.cli._fit import Column, fit, header_text
 from dlbench.formatting import fmt_cell, markdown_table
 
-# When piped (CI logs, files), rich would assume 80 columns and squeeze the tables: give them room.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+
+def _width(stream) -> int | None:
+    """COLUMNS when set (even when piped); else the terminal's width, or 200 off a terminal (CI logs, files)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if stream.isatty() else 200
+
+
+out = Console(soft_wrap=True, width=_width(sys.stdout))
+err = Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
 
 
 class Format(str, Enum):
@@ -43,6 +53,10 @@ class Table:
     title: str | None = None
     highlight: int | None = None  # a row index shown in bold green (the best)
     name: str = "rows"  # the field holding this table when several make one JSON document
+    # In a narrow terminal: columns never left out (default: the first), and those left out first (then from
+    # the right). No value is ever cut; `--format csv` keeps every column.
+    keep: Sequence[str] | None = None
+    drop_order: Sequence[str] = ()
 
     def column_names(self) -> list[str]:
         return list(self.columns or (self.rows[0].keys() if self.rows else []))
@@ -83,7 +97,16 @@ class Output:
             for t in tables:
                 if self._tables_shown:
                     out.print()
-                out.print(_rich_table(t))
+                table, dropped = _rich_table(t, out.width)
+                out.print(table)
+                if dropped:
+                    out.print(  # wrapped at spaces: a column's name is never broken
+                        f"left out to fit {out.width} columns: {', '.join(dropped)} "
+                        "(--format csv shows every column)",
+                        highlight=False,
+                        markup=False,
+                        soft_wrap=False,
+                    )
                 self._tables_shown += 1
 
     def detail(self, rows: Sequence[dict], columns: Sequence[str] | None = None, **kw) -> None:
@@ -133,16 +156,28 @@ def _render(t: Table, fmt: Format) -> str:
     return buf.getvalue()
 
 
-def _rich_table(t: Table) -> RichTable:
-    columns = t.column_names()
+def _rich_table(t: Table, width: int) -> tuple[RichTable, list[str]]:
+    """The table fitted to ``width`` (see ``_fit``) and the names of the columns left out."""
+    names = t.column_names()
+    keep = list(names[:1] if t.keep is None else t.keep)
+    numeric = {c: _numeric(t.rows, c) for c in names}
+    columns = [
+        Column(c, [fmt_cell(r.get(c), c) for r in t.rows], whole=numeric[c] or c in keep) for c in names
+    ]
+    chosen = fit(columns, width, keep, t.drop_order)
     table = RichTable(title=t.title, title_justify="left", header_style="bold")
-    for c in columns:
-        table.add_column(c, justify="right" if _numeric(t.rows, c) else "left")
-    for i, r in enumerate(t.rows):
-        table.add_row(
-            *[fmt_cell(r.get(c), c) for c in columns], style="bold green" if i == t.highlight else None
+    if chosen.total > width:  # kept columns alone are wider than the terminal: print them whole regardless
+        table.width = chosen.total
+    for i, w in zip(chosen.shown, chosen.widths, strict=True):
+        c = columns[i]
+        table.add_column(
+            header_text(c, w), justify="right" if numeric[c.name] else "left", width=w, overflow="fold"
         )
-    return table
+    for row in range(len(t.rows)):
+        table.add_row(
+            *[columns[i].cells[row] for i in chosen.shown], style="bold green" if row == t.highlight else None
+        )
+    return table, chosen.dropped
 
 
 def _record(t: Table, row: dict) -> dict:

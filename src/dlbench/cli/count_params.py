@@ -9,6 +9,8 @@ import typer
 from dlbench.cli._options import CacheDirOpt, DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
 from dlbench.cli._output import Format, Output, Table
 
+LAYER_KEEP = ["layer", "output", "params"]
+
 
 def count_params(
     model: str = typer.Argument(..., help="Model name (see `dlbench models`), e.g. mlpmixer or tv:resnet50."),
@@ -17,6 +19,12 @@ def count_params(
     dataset_opts: list[str] = DatasetOptOpt,
     depth: int = typer.Option(0, "--depth", help="Also print a per-layer breakdown down to this depth."),
     no_bias: bool = typer.Option(False, "--no-bias", help="Count weights only (leave out bias vectors)."),
+    input_size: int = typer.Option(
+        None,
+        "--input-size",
+        help="Count on N x N inputs (keeping the dataset's channels and classes) instead of its own size.",
+        show_default="the dataset's size",
+    ),
     data_dir: Path = DataDirOpt,
     cache_dir: Path = CacheDirOpt,
     fmt: Format = FormatOpt,
@@ -31,13 +39,24 @@ def count_params(
 
     grid = parse_assignments(sets)
     table = count_table(
-        model, dataset, grid, single_values(dataset_opts), depth=depth, bias=not no_bias, data_dir=data_dir
+        model,
+        dataset,
+        grid,
+        single_values(dataset_opts),
+        depth=depth,
+        bias=not no_bias,
+        data_dir=data_dir,
+        input_size=input_size,
     )
     _record(table, cache_dir)
-    tables = [Table(table.rows, table.columns, title=table.title, name="counts")]
+    # Every column of the counts is a setting or a count: none is left out. Layers keep their name and counts.
+    tables = [Table(table.rows, table.columns, title=table.title, name="counts", keep=table.columns)]
     if depth:
-        tables.append(Table(table.layers, title=table.layers_title, name="layers"))
-    Output(fmt).tables(*tables)
+        tables.append(Table(table.layers, title=table.layers_title, name="layers", keep=LAYER_KEEP))
+    output = Output(fmt)
+    output.tables(*tables)
+    for note in table.notes:  # why a `macs` cell is `-` (on stderr: machine formats stay one document)
+        output.warning(note)
 
 
 def _record(table, cache_dir) -> None:

@@ -36,7 +36,12 @@ def models(
             }
         )
     output = Output(fmt)
-    output.table(rows, title="Models (parameters at defaults on the default dataset)")
+    output.table(
+        rows,
+        title="Models (parameters at defaults on the default dataset)",
+        keep=["name", "params"],
+        drop_order=["family", "dataset"],
+    )
     if not pattern:
         output.note(
             "Every torchvision classifier is also available as tv:NAME; list them with `dlbench models tv:`."
@@ -63,4 +68,5 @@ def datasets(data_dir: Path = DataDirOpt, fmt: Format = FormatOpt) -> None:
                 "present": spec.present(root),
             }
         )
-    Output(fmt).table(rows, title=f"Datasets in {root}")
+    # The folder is ROOT/NAME: the first column to leave out of a narrow terminal (the title names ROOT).
+    Output(fmt).table(rows, title=f"Datasets in {root}", drop_order=["folder"])

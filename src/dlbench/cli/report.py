@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 
 import typer
 
 from dlbench.cli._options import CacheDirOpt, DataDirOpt
-from dlbench.cli._output import out
+from dlbench.cli._output import err, out
 
 
 class ReportFormat(str, Enum):
@@ -21,7 +22,8 @@ def report(
         None,
         "--out",
         "-o",
-        help="Report file: .md (figures in <stem>_files/ beside it) or .html (one file). "
+        help="Report file: .md (figures in <stem>_files/ beside it) or .html (one file), or - for standard "
+        "output (HTML with its figures; Markdown without them). Only a regular file is ever replaced. "
         "Default: report.md, or report.html with --format html.",
     ),
     fmt: ReportFormat = typer.Option(None, "--format", "-f", help="markdown | html (default: from --out)."),
@@ -36,18 +38,23 @@ def report(
     from dlbench import paths
     from dlbench.cache import Store
     from dlbench.report.collect import Selection
-    from dlbench.report.write import write_report
+    from dlbench.report.write import STDOUT, report_text, write_report
 
     fmt_name = fmt.value if fmt else None
     target = Path(out_path) if out_path else Path("report.html" if fmt_name == "html" else "report.md")
     store = Store(paths.cache_dir(cache_dir))
-    done = write_report(
-        store,
-        target,
-        fmt_name,
-        Selection(sweeps or None, model, dataset, since),
-        data_dir=paths.data_dir(data_dir),
-    )
+    selection = Selection(sweeps or None, model, dataset, since)
+    if str(target) == STDOUT:
+        text, left_out = report_text(store, fmt_name, selection, data_dir=paths.data_dir(data_dir))
+        sys.stdout.write(text)
+        if left_out:
+            err.out(
+                f"note: {left_out} figures left out of Markdown on standard output; "
+                "write to a .md file or use --format html to keep them",
+                highlight=False,
+            )
+        return
+    done = write_report(store, target, fmt_name, selection, data_dir=paths.data_dir(data_dir))
     figs = f", {len(done.figures)} figures in {done.figures_dir}" if done.figures_dir else ""
     n = len(done.sweeps)
     out.print(

@@ -53,7 +53,13 @@ def runs(
     store = _store(cache_dir)
     df = store.runs(model=model, dataset=dataset, status=status)
     rows = df.reindex(columns=LIST_COLUMNS).to_dict("records")
-    Output(fmt).table(rows, LIST_COLUMNS, title=f"{len(rows)} cached runs in {store.root}")
+    Output(fmt).table(
+        rows,
+        LIST_COLUMNS,
+        title=f"{len(rows)} cached runs in {store.root}",
+        keep=["key", "status", "test_acc", "best_val_acc"],
+        drop_order=["created", "seconds_per_epoch", "params", "epochs_run"],
+    )
 
 
 @app.command("show")

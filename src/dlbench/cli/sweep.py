@@ -146,6 +146,19 @@ def _axes(
     return axes
 
 
+# In a narrow terminal the sweep table leaves these out first (the swept values and accuracies always stay).
+SWEEP_DROP_ORDER = [
+    "inference_seconds",
+    "peak_memory_mb",
+    "trainable",
+    "initial_val_acc",
+    "images_per_sec",
+    "seconds_per_epoch",
+    "seeds",
+    "params",
+]
+
+
 def _show(store, study, counts_line: str, fmt: Format, figures_dir: Path | None, figures: bool) -> None:
     """The summary table (best by validation accuracy marked), the figures, and how to write a report."""
     from dlbench.commandline import CommandLine
@@ -158,13 +171,21 @@ def _show(store, study, counts_line: str, fmt: Format, figures_dir: Path | None,
     title = f"Sweep {study.name}: {study.model} on {study.dataset} (best by validation accuracy in bold)"
     # People see the best row in bold; programs get a `best` column and each trial's run key.
     columns = summary.columns if output.for_people else [*summary.columns, "best", "keys"]
-    output.table(rows, columns, title=title, highlight=summary.best)
+    keep = [*study.axis_names, "best_val_acc", "test_acc", "test_acc_std", "status"]
+    if output.for_people:  # a swept float as the shortest text that reads back as it (not 4 digits)
+        rows = [{**r, **{a: _swept(r[a]) for a in study.axis_names}} for r in rows]
+    output.table(rows, columns, title=title, highlight=summary.best, keep=keep, drop_order=SWEEP_DROP_ORDER)
     output.note(counts_line)
     if figures and rows:
         folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / safe_name(study.name)
         written = sweep_figures(store, study, folder, summary)
         output.note(f"figures: {folder} ({', '.join(p.name for p in written.values())})")
     output.note("report: " + CommandLine("report").opt("--sweep", study.name).opt("--out", "report.md").text)
+
+
+def _swept(value):
+    value = value.item() if hasattr(value, "item") else value
+    return repr(value) if isinstance(value, float) else value
 
 
 def _command(plan) -> str:

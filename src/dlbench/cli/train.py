@@ -109,7 +109,9 @@ def show_run(output: Output, store, rec: dict) -> None:
     rows = [{c: r[c] for c in EPOCH_COLUMNS} for r in epochs.to_dict("records")] if len(epochs) else []
     for r in rows:
         r["epoch"] = int(r["epoch"]) + 1
-    output.detail(rows, EPOCH_COLUMNS, title="Epochs")
+    output.detail(
+        rows, EPOCH_COLUMNS, title="Epochs", keep=EPOCH_COLUMNS[:5], drop_order=["images_per_sec", "seconds"]
+    )
     summary = [{"metric": k, "value": rec.get(k)} for k in SUMMARY_FIELDS]
-    output.result(rec, Table(summary, title="Summary", name="summary"))
+    output.result(rec, Table(summary, title="Summary", name="summary", keep=["metric", "value"]))
     output.note(f"reproduce: {rec['command']}")

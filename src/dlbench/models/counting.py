@@ -65,7 +65,13 @@ def count_parameters(model: nn.Module, bias: bool = True) -> tuple[int, int]:
 
 
 def count_macs(model: nn.Module, input_shape) -> int | None:
-    """Multiply-accumulates for one image of ``input_shape`` (C, H, W); None if an op has no meta kernel."""
+    """Multiply-accumulates for one image of ``input_shape`` (C, H, W); None if the forward pass fails."""
+    return macs_or_error(model, input_shape)[0]
+
+
+def macs_or_error(model: nn.Module, input_shape) -> tuple[int | None, str | None]:
+    """(MACs for one image of ``input_shape``, None), or (None, why the meta forward pass failed, one line):
+    an input too small for the model's kernels and pooling, or an op without a meta kernel."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
@@ -74,8 +80,9 @@ def count_macs(model: nn.Module, input_shape) -> int | None:
         x = torch.empty(1, *input_shape, device="meta")
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(x)
-        return counter.get_total_flops() // 2
-    except Exception:  # an op without a meta kernel: report no MACs rather than fail the count
-        return None
+        return counter.get_total_flops() // 2, None
+    except Exception as exc:  # report no MACs, and why, rather than fail the count
+        lines = str(exc).strip().splitlines()
+        return None, f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
     finally:
         model.train(was_training)

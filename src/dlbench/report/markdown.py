@@ -58,8 +58,9 @@ def _md_text(text: str) -> str:
     return "".join(md_escape(s) if i % 2 == 0 else _md_code(s) for i, s in enumerate(parts))
 
 
-def render_markdown(report: Report, figures_link: str) -> str:
-    """Markdown text; images link to ``figures_link/<name>`` (a relative folder)."""
+def render_markdown(report: Report, figures_link: str | None) -> str:
+    """Markdown text; images link to ``figures_link/<name>`` (a relative folder), or, with None (standard
+    output, no folder beside it), are named as left out."""
     lines = [f"# {md_escape(report.title)}", "", md_escape(report.header), ""]
     for b in report.blocks:
         if isinstance(b, Heading):
@@ -69,7 +70,12 @@ def render_markdown(report: Report, figures_link: str) -> str:
         elif isinstance(b, Table):
             lines += [_md_table(b), ""]
         elif isinstance(b, Image):
-            lines.append(f"![{md_escape(b.alt)}]({figures_link}/{b.name})")
+            if figures_link is None:
+                lines.append(
+                    f"*(figure {md_escape(b.name)} left out on standard output: {md_escape(b.alt)})*"
+                )
+            else:
+                lines.append(f"![{md_escape(b.alt)}]({figures_link}/{b.name})")
             lines += ([f"*{md_escape(b.caption)}*"] if b.caption else []) + [""]
         elif isinstance(b, Command):
             fence = "`" * max(3, max((len(s) for s in _backtick_runs(b.text)), default=0) + 1)

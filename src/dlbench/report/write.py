@@ -29,22 +29,33 @@ class Written:
     runs: int
 
 
+SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
+STDOUT = "-"  # ``--out -``: the report on standard output
+
+
 def resolve_format(out: Path, fmt: str | None) -> str:
-    """``markdown`` or ``html``: from ``--format`` if given (it must agree with ``--out``'s suffix), else the suffix."""
-    suffix = out.suffix.lower()
-    by_suffix = (
-        "html" if suffix in (".html", ".htm") else "markdown" if suffix in (".md", ".markdown") else None
-    )
-    if fmt is None:
-        return by_suffix or "markdown"
-    if fmt not in FORMATS:
+    """``markdown`` or ``html``: from ``--format`` if given (it must agree with ``--out``'s suffix), else the suffix.
+
+    Raises:
+        UsageError: An unknown ``--format``, or an ``--out`` whose suffix is not a report's (``r.pdf`` would
+            otherwise be Markdown under a misleading name).
+    """
+    if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
-    if by_suffix and by_suffix != fmt:
+    if str(out) == STDOUT:
+        return fmt or "markdown"
+    by_suffix = SUFFIXES.get(out.suffix.lower())
+    if by_suffix is None:
+        raise UsageError(
+            f"--out {out.name}: a report is written as {', '.join(SUFFIXES)} (or - for standard output), "
+            f"not '{out.suffix or 'no extension'}'"
+        )
+    if fmt and by_suffix != fmt:
         raise UsageError(
             f"--format {fmt} does not match --out {out.name}; use a {'.html' if fmt == 'html' else '.md'} "
             "file name or leave --format out"
         )
-    return fmt
+    return by_suffix
 
 
 def figures_dir_for(out: Path) -> Path:
@@ -52,11 +63,19 @@ def figures_dir_for(out: Path) -> Path:
     return out.with_name(f"{safe_name(out.stem)}_files")
 
 
-def _check_writable(out: Path) -> None:
-    """Refuse, writing nothing, an ``--out`` that is a folder or cannot be created or replaced."""
-    if out.is_dir():
+def _check_target(out: Path) -> None:
+    """Refuse an ``--out`` that exists and is not a regular file: dlbench replaces only what it could have made."""
+    if out.is_dir() and not out.is_symlink():
         raise UsageError(f"--out {out} is a folder; give a file name such as {out / 'report.md'}")
     check_replaceable(out)
+
+
+def _check_writable(out: Path, fmt: str) -> None:
+    """Refuse, writing nothing, an ``--out`` whose figures folder or own folder cannot be written."""
+    folder = figures_dir_for(out)  # Markdown's figures go only into a real folder, never through a symlink
+    if fmt == "markdown" and (folder.is_symlink() or (os.path.lexists(folder) and not folder.is_dir())):
+        what = "a symlink" if folder.is_symlink() else "not a folder"
+        raise UsageError(f"refusing to write the figures into {folder}: it is {what}; choose another --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -67,6 +86,24 @@ def _check_writable(out: Path) -> None:
         raise UsageError(
             f"cannot write the report to {out} ({out.parent} is read-only); choose another --out"
         )
+
+
+def report_text(
+    store, fmt: str | None = None, selection: Selection | None = None, data_dir: Path | None = None
+) -> tuple[str, int]:
+    """The report as one text for standard output (``--out -``) and the number of figures it leaves out.
+
+    HTML embeds its figures as always; Markdown has no folder beside it to link them from, so it names each
+    figure it leaves out (write to a ``.md`` file, or use HTML, to keep them).
+
+    Raises:
+        UsageError: Nothing to report.
+    """
+    fmt = resolve_format(Path(STDOUT), fmt)
+    report = build_report(store, selection, data_dir)
+    if fmt == "html":
+        return render_html(report), 0
+    return render_markdown(report, None), len(report.images())
 
 
 def write_report(
@@ -80,8 +117,9 @@ def write_report(
         UsageError: Nothing to report, or ``out`` cannot be written.
     """
     out = Path(out).expanduser()
+    _check_target(out)  # a folder, device, fifo or symlink is refused as such, whatever its name
     fmt = resolve_format(out, fmt)
-    _check_writable(out)
+    _check_writable(out, fmt)
     report = build_report(store, selection, data_dir)
     written: list[Path] = []
     folder = None

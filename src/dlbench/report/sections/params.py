@@ -21,7 +21,8 @@ def params_section(studies: list[Study], runs: dict[str, dict], counts: list[dic
         blocks.append(
             P(
                 "From each run's record: parameters, trainable parameters and MACs per image "
-                "(- where the dlbench that trained the run did not record them)."
+                "(- where the dlbench that trained the run did not record them, or where the forward pass "
+                "fails on the meta device; `count-params` says why)."
             )
         )
     for (model, dataset, shape, classes, _), g in sorted(groups.items(), key=lambda kv: kv[0]):
@@ -31,9 +32,17 @@ def params_section(studies: list[Study], runs: dict[str, dict], counts: list[dic
         blocks.append(P("Tables recorded by `dlbench count-params`, oldest first."))
     for c in sorted(counts, key=lambda c: str(c.get("created", ""))):
         blocks += [Heading(3, str(c["title"])), Table(list(c["columns"]), list(c["rows"]))]
+        if any(r.get("macs") is None for r in c["rows"]) and "macs" in c["columns"]:
+            blocks.append(P(_NO_MACS))
         if c.get("command"):
             blocks.append(Command(str(c["command"])))
     return blocks
+
+
+_NO_MACS = (
+    "A - under macs: the forward pass fails at this input, most often because it is too small for the model; "
+    "the command below prints why and the smallest square input that works (then count there with --input-size)."
+)
 
 
 def _groups(studies: list[Study], runs: dict[str, dict]) -> dict[tuple, dict]:
