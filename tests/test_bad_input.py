@@ -42,7 +42,8 @@ if not torch.backends.mps.is_available():
     NO_SUCH_DEVICE.append(("train-device-mps", ["train", *MLP, *TINY, "--device", "mps"], "no apple gpu"))
 
 # (id, argv, a phrase the one error line must contain). Placeholders: {file} an existing regular file,
-# {key} the key of the cached run, {cache} the cache folder.
+# {key} the key of the cached run, {cache} the cache folder, {sweep} the name of the cached sweep (whose width
+# is 8: a sweep of that name with another width is another study).
 CASES = [
     # -- models / datasets
     ("models-bad-format", ["models", "--format", "xml"], "'xml' is not one of"),
@@ -100,6 +101,13 @@ CASES = [
     ("train-seed-float", ["train", *MLP, *TINY, "--seed", "1e20"], "--seed"),
     ("train-input-size-huge", ["train", *MLP, *TINY, "--input-size", "100000"], "input-size must be between"),
     ("train-set-inf", ["train", "--model", "mlp", "--set", "dropout=inf", *TINY], "finite number"),
+    ("train-val-split-empty", ["train", *MLP, *TINY, "--val-split", "0.9999"], "no training image"),
+    (
+        "train-subset-after-empty-split",
+        ["train", *MLP, *TINY, "--val-split", "0.999", "--train-subset", "5"],
+        "no training image",
+    ),
+    ("train-too-big", ["train", "--model", "mlp", "--set", "width=100000000", *TINY], "parameters"),
     *NO_SUCH_DEVICE,
     ("train-weights-folder", ["train", *MLP, *TINY, "--weights", "{cache}"], "is a folder"),
     ("train-weights-empty", ["train", *MLP, *TINY, "--weights", ""], "--weights is empty"),
@@ -141,6 +149,17 @@ CASES = [
     ("sweep-nothing", ["sweep", *SWEEP], "nothing to sweep"),
     ("sweep-no-defaults", ["sweep", "grad-clip", *SWEEP], "no default values"),
     ("sweep-cache-under-file", ["sweep", "lr", "0.1", *SWEEP, "--cache-dir", "{file}/sub"], "is a file"),
+    # every trial is checked before the first one trains, and the output folders before any work
+    ("sweep-val-split-empty", ["sweep", "val-split", "0.1,0.9999", *SWEEP], "no training image"),
+    ("sweep-figures-dir-file", ["sweep", "lr", "0.1", *SWEEP, "--figures-dir", "{file}"], "is a file"),
+    (
+        "sweep-figures-dir-under-file",
+        ["sweep", "lr", "0.1", *SWEEP, "--figures-dir", "{file}/f"],
+        "is a file",
+    ),
+    ("sweep-too-big", ["sweep", "width", "8,100000000", *SWEEP], "parameters"),
+    ("sweep-too-big-fixed", ["sweep", "lr", "0.1", *SWEEP, "--set", "width=100000000"], "more than the"),
+    ("sweep-name-taken", ["sweep", "lr", "0.1", *SWEEP, "--name", "{sweep}"], "holds another study"),
     # -- visualize-kernels
     ("kernels-unknown-run", ["visualize-kernels", "--run", "deadbeef"], "no cached run with key deadbeef"),
     ("kernels-no-target", ["visualize-kernels"], "--run"),
@@ -201,7 +220,7 @@ def seeded_cache(tmp_path_factory) -> tuple[Path, str]:
     )
     store = Store(root / "cache")
     run_sweep(plan, store, data_dir=root / "data")
-    return root / "cache", plan.trials[0].config.key
+    return root / "cache", plan.trials[0].config.key, plan.name
 
 
 @pytest.mark.parametrize(
@@ -217,13 +236,19 @@ def test_bad_invocation_is_one_line_and_changes_nothing(case, cli, seeded_cache,
     work.mkdir()
     (work / "afile").write_text("not a folder")
     monkeypatch.chdir(work)
-    subs = {"{file}": str(work / "afile"), "{key}": seeded_cache[1], "{cache}": str(cache)}
+    data = tmp_path / "data"  # DLBENCH_DATA_DIR (conftest): nothing may be downloaded or made there either
+    subs = {
+        "{file}": str(work / "afile"),
+        "{key}": seeded_cache[1],
+        "{cache}": str(cache),
+        "{sweep}": seeded_cache[2],
+    }
     args = []
     for a in argv:
         for k, v in subs.items():
             a = a.replace(k, v)
         args.append(a)
-    before, work_before = _snapshot(cache), _snapshot(work)
+    before, work_before, data_before = _snapshot(cache), _snapshot(work), data.exists()
 
     res = cli(*args)
 
@@ -234,6 +259,7 @@ def test_bad_invocation_is_one_line_and_changes_nothing(case, cli, seeded_cache,
     assert needle.lower() in lines[0].lower(), (needle, res)
     assert _snapshot(cache) == before, "the cache changed"
     assert _snapshot(work) == work_before, "files were written in the working folder"
+    assert data.exists() == data_before, "the data folder was made"
 
 
 def test_catalogue_is_large_and_covers_every_command():

@@ -25,6 +25,7 @@ import pytest
 import torch
 
 from dlbench.cache import Store
+from dlbench.paths import safe_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_OPTS = ["--dataset", "shapes", "--dataset-opt", "train_size=600", "--dataset-opt", "test_size=100"]
@@ -637,7 +638,7 @@ def test_sweep_names_never_become_paths_outside_the_cache(cli, tmp_path):
     assert (
         definition.parent == cache / "sweeps" and json.loads(definition.read_text())["name"] == "../../evil"
     )
-    assert (cache / "sweeps" / "_.._evil" / "curves.png").exists()
+    assert (cache / "sweeps" / safe_name("../../evil") / "curves.png").exists()
     assert Store(cache).sweep_path("../../x").parent == cache / "sweeps"
 
 

@@ -166,9 +166,12 @@ def measure_equivariance(
     cmd.flag("--per-layer", how.per_layer).opt("--sample", how.sample or None)
     if report.figure is None:
         return EquivarianceResult(report)
-    if out is None:
-        digest = hashlib.sha256(cmd.text.encode()).hexdigest()[:8]
-        out = png_path(default_folder(store) / f"equivariance-{paths.safe_name(tag)}-{digest}.png")
+    if (
+        out is None
+    ):  # the images measured are part of the name: the default dataset depends on the data folder
+        digest = hashlib.sha256(f"{cmd.text}\0{report.dataset}".encode()).hexdigest()[:8]
+        stem = f"equivariance-{tag}-{report.dataset}"
+        out = png_path(default_folder(store) / f"{paths.safe_name(stem)}-{digest}.png")
     path = save_figure(report.figure, out)
     cmd.opt("--out", path)
     cmd.opt("--cache-dir", Path(cache_dir).resolve() if cache_dir is not None else None)

@@ -73,11 +73,13 @@ def figure_name(loaded, view: KernelView) -> str:
     stem = f"{view.kind}-{model_tag(loaded)}-{paths.safe_name(view.layer)}-"
     if not view.feature_maps:
         return f"{stem}{view.norm}-{view.channels}.png"
-    return (
-        stem
-        + (f"img-{paths.safe_name(Path(view.image).stem)}" if view.image else f"sample{view.sample}")
-        + ".png"
-    )
+    return stem + (_image_part(view.image) if view.image else f"sample{view.sample}") + ".png"
+
+
+def _image_part(image) -> str:
+    """``img-<stem>-<hash of the image's absolute path>``: two images of one name in two folders differ."""
+    where = str(Path(image).expanduser().resolve())
+    return f"img-{paths.safe_name(Path(image).stem, 60)}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
 
 
 def kernel_command(

@@ -29,6 +29,7 @@ class Documents(CacheRoot):
 
     # -- sweeps ---------------------------------------------------------------------------------------------
     def sweep_path(self, name: str) -> Path:
+        """``sweeps/<file name>.json``: one file per exact name (``paths.safe_name`` is one to one)."""
         from dlbench.paths import safe_name
 
         return self.root / "sweeps" / f"{safe_name(name)}.json"
@@ -61,6 +62,9 @@ class Documents(CacheRoot):
     def get_sweep(self, name: str) -> dict:
         path = self.sweep_path(name)
         if not path.exists():
+            found = [d for d in self.sweeps() if d.get("name") == name]
+            if found:  # written before names were encoded one to one
+                return found[-1]
             names = [d["name"] for d in self.sweeps()]
             from dlbench.errors import UnknownNameError
 

@@ -33,7 +33,10 @@ def sweep(
     ),
     repeats: int = typer.Option(1, "--repeats", help="Seeds per value (seed, seed+1, ...): mean and std."),
     name: str = typer.Option(
-        None, "--name", help="Name of the sweep for `report` (default: from axes and model)."
+        None,
+        "--name",
+        help="Name of the sweep for `report` (default: axes-model-dataset, plus -HASH when that name "
+        "holds another study).",
     ),
     sets: list[str] = SetOpt,
     dataset_opts: list[str] = DatasetOptOpt,
@@ -48,6 +51,9 @@ def sweep(
     ),
     jobs: int = typer.Option(
         None, "--jobs", "-j", help="Workers for --executor local (default: one per GPU, else one per core)."
+    ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Let --name replace a different study saved under that name."
     ),
     figures_dir: Path = typer.Option(None, "--figures-dir", help="Where to write the PNG figures."),
     figures: bool = typer.Option(
@@ -67,6 +73,7 @@ def sweep(
     from dlbench.commandline import shell_join
     from dlbench.errors import UsageError
     from dlbench.sweep.grid import plan_sweep
+    from dlbench.sweep.inline import check_name
 
     if jobs is not None and executor is not Executor.local:
         raise UsageError("--jobs is for --executor local; add --executor local")
@@ -76,6 +83,8 @@ def sweep(
     axes = _axes(param, values, grid)
     store = Store(paths.cache_dir(cache_dir))
     store.check_writable()  # before any output: a bad --cache-dir is one line and nothing else
+    if figures and figures_dir is not None:  # not after the whole sweep has trained
+        paths.check_output_dir(figures_dir, "--figures-dir")
     plan = plan_sweep(
         model,
         dataset or default_dataset(model),
@@ -86,15 +95,22 @@ def sweep(
         repeats=repeats,
         name=name,
     )
+    note = check_name(plan, store, replace=replace)  # another study under this name: refused here
     for axis, (_, given) in zip(plan.axes, axes, strict=True):
         if given is None:
             err.print(f"sweeping {axis.name} over its default values: {', '.join(axis.values)}")
     command = shell_join(["dlbench", *sys.argv[1:]]) if sys.argv[0].endswith("dlbench") else ""
     n = len(plan.trials)
     err.print(f"sweep [bold]{escape(plan.name)}[/]: {n} trials of {plan.model} on {plan.dataset}")
+    if note:
+        err.print(escape(note))
 
     run = dict(
-        data_dir=paths.data_dir(data_dir), force=force, fail_fast=fail_fast, command=command or _command(plan)
+        data_dir=paths.data_dir(data_dir),
+        force=force,
+        fail_fast=fail_fast,
+        command=command or _command(plan),
+        replace=replace,
     )
     counts = _execute(plan, store, executor, jobs, run)
     study = plan.study()  # this sweep's trials, even if another process reuses its name

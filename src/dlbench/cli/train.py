@@ -66,12 +66,15 @@ def train(
     from dlbench.cache import Store
     from dlbench.cli._progress import TrainProgress
     from dlbench.resolve import resolve_config
+    from dlbench.sweep.checks import check_trial
     from dlbench.sweep.trial import run_trial_here as run_one
 
     config = resolve_config(
         model, dataset or default_dataset(model), single_values(sets), single_values(dataset_opts), train_opts
     )
     store = Store(paths.cache_dir(cache_dir))
+    if force or not store.has(config.key):  # the checks a sweep runs on each trial; a cache hit needs none
+        check_trial(config)
     with TrainProgress(f"{config.model} on {config.dataset}") as progress:
         row, cached = run_one(
             config, store, data_dir=paths.data_dir(data_dir), force=force, callback=progress.callback

@@ -65,9 +65,9 @@ class FileNames:
         self.used: set[str] = set()
 
     def __call__(self, stem: str, what: str) -> str:
-        base = safe_name(stem)[:80]
+        base = safe_name(stem, 80)  # one to one: two sweep names never share a base
         name = f"{base}-{what}.png"
-        if name in self.used or base != stem:
+        if name in self.used:
             name = f"{base}-{hashlib.sha1(stem.encode()).hexdigest()[:8]}-{what}.png"
         self.used.add(name)
         return name

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dlbench.atomic import WriteError, check_replaceable, write_bytes
 from dlbench.errors import UsageError
-from dlbench.paths import safe_name
+from dlbench.paths import inside, safe_name
 from dlbench.report.build import build_report
 from dlbench.report.collect import Selection
 from dlbench.report.html import render_html
@@ -131,7 +131,8 @@ def write_report(
             images = report.images()
             if images:
                 folder.mkdir(exist_ok=True)
-            written = [write_bytes(folder / safe_name(img.name), img.png) for img in images]
+            # names are blocks.FileNames' (paths.safe_name, one to one): encoding them again would not be
+            written = [write_bytes(inside(folder / img.name, folder), img.png) for img in images]
             text = render_markdown(report, folder.name)
         write_bytes(out, text.encode("utf-8"))
     except WriteError as exc:

@@ -9,12 +9,13 @@ when --weights or --from-run is given for the others.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from dataclasses import dataclass, field
 
 from dlbench.config import SCHEDULES, TRAIN_OPTION_NAMES, TRANSFER_MODES, TrainConfig
 from dlbench.errors import UsageError
-from dlbench.paths import safe_name
 from dlbench.resolve import resolve_config
 from dlbench.settings import canon_key
 from dlbench.sweep.study import Axis, Study, StudyTrial
@@ -61,6 +62,8 @@ class SweepPlan:
     repeats: int
     trials: list[Trial] = field(default_factory=list)
     fixed: dict = field(default_factory=dict)  # settings, dataset options and options held fixed
+    held: str = ""  # hash of the resolved fixed part: see held_fixed
+    named: bool = False  # the name was given (--name), not made from the axes
 
     def study(self, command: str = "") -> Study:
         """The typed study this plan runs (what the cache keeps, so `report` can rebuild tables and figures)."""
@@ -73,6 +76,7 @@ class SweepPlan:
             fixed=self.fixed,
             repeats=self.repeats,
             command=command,
+            held=self.held,
         )
 
 
@@ -111,7 +115,32 @@ def default_values(name: str, model: str, dataset: str) -> list[str]:
 
 
 def default_name(axes: list[Axis], model: str, dataset: str) -> str:
-    return safe_name("-".join([*(a.name.replace("_", "-") for a in axes), model, dataset]))
+    """``lr-mlp-shapes``: the axes, the model and the dataset (see :func:`dlbench.sweep.inline.check_name` for
+    the name a sweep takes when the cache holds another study under this one)."""
+    return "-".join([*(a.name.replace("_", "-") for a in axes), model, dataset])
+
+
+def held_fixed(plan: SweepPlan) -> str:
+    """A hash of what ``plan`` holds fixed, resolved (so ``--lr 0.1`` and ``--lr 1e-1`` agree, and a value
+    equal to its default is the same as none), with its repeats: two sweeps of the same axes are the same
+    study exactly when this agrees."""
+    mine = _fixed_part(plan.trials[0].config, plan.axes, plan.repeats)
+    if any(axis.name == "transfer" for axis in plan.axes):  # the source of the non-scratch trials
+        mine["source"] = [str(plan.fixed["options"].get(k) or "") for k in ("from_run", "weights")]
+    return hashlib.sha256(json.dumps(mine, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _fixed_part(config: TrainConfig, axes: list[Axis], repeats: int) -> dict:
+    """A trial's resolved config without its axis values: what every trial of the sweep shares."""
+    d = config.to_dict()
+    part = {"option": "options", "setting": "model_settings", "dataset": "dataset_options"}
+    for axis in axes:
+        d[part[axis.kind]].pop(axis.name, None)
+        if axis.name == "transfer":
+            for name in ("init", "finetune", "weights", "from_run"):  # set per trial: see held_fixed
+                d["options"].pop(name, None)
+    d["repeats"] = repeats
+    return d
 
 
 def _resolve_axes(
@@ -165,30 +194,30 @@ def plan_sweep(
     repeats: int = 1,
     name: str | None = None,
 ) -> SweepPlan:
-    """Expand axes (values None: the defaults) into validated trial configs, before anything runs."""
-    from dlbench.analysis.params import build_meta
+    """Expand axes (values None: the defaults) into trial configs, each checked by
+    :func:`dlbench.sweep.checks.check_trial` before anything runs or is written."""
     from dlbench.data import get_dataset
     from dlbench.models import get_model_spec
-    from dlbench.models.transfer import check_finetune, input_plan
+    from dlbench.sweep.checks import check_trial
 
     if not axes:
         raise UsageError("nothing to sweep: give PARAM [VALUES] or at least one --grid NAME=V1,V2")
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {repeats}")
+    get_model_spec(model), get_dataset(dataset)  # a misspelt name is one error, not one per trial
     resolved_axes = _resolve_axes(axes, model, dataset, settings, dataset_options, options, repeats)
 
     base_seed = int(options.get("seed", 0))
     # --from-run resolves to a weights path in this cache: keep only the key, which is what reproduces the sweep
     shown = {k: v for k, v in options.items() if not (canon_key(k) == "weights" and options.get("from_run"))}
     plan = SweepPlan(
-        name or default_name(resolved_axes, model, dataset),
+        name or "",
         model,
         dataset,
         resolved_axes,
         repeats,
         fixed={"settings": settings, "dataset_options": dataset_options, "options": shown},
     )
-    spec = get_model_spec(model)
     for combo in itertools.product(*(a.values for a in resolved_axes)):
         values = dict(zip((a.name for a in resolved_axes), combo, strict=True))
         s, d, o = dict(settings), dict(dataset_options), dict(options)
@@ -201,14 +230,13 @@ def plan_sweep(
                 o["seed"] = base_seed + r
             try:
                 config = resolve_config(model, dataset, s, d, o)
-                info = get_dataset(config.dataset).info(None, config.dataset_options)
-                shape = input_plan(spec, config.options, info.input_shape).input_shape(info.input_shape)
-                meta = build_meta(spec, shape, info.num_classes, config.model_settings)
-                check_finetune(meta, spec, config.options.finetune, info.num_classes)
-            except UsageError as exc:
+                check_trial(config)
+            except UsageError as exc:  # say which trial (a UsageError: every subclass exits with 2)
                 where = ", ".join(f"{k}={v}" for k, v in values.items())
-                raise type(exc)(f"trial {where}: {exc}") from None
+                raise UsageError(f"trial {where}: {exc}") from None
             plan.trials.append(Trial(values, r, config))
+    plan.held = held_fixed(plan)
+    plan.name, plan.named = name or default_name(resolved_axes, model, dataset), bool(name)
     return plan
 
 

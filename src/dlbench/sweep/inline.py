@@ -57,6 +57,69 @@ class _Datasets:
         return self.loaded[key]
 
 
+def check_name(plan: SweepPlan, store: Store, *, replace: bool = False) -> str | None:
+    """Make sure the sweep's name is not another study's; writes nothing.
+
+    A name made from the axes (no ``--name``) that the cache already gives to another study (other fixed
+    values or repeats) becomes ``<name>-<hash of what is held fixed>``, and the note says so. A name given
+    with ``--name`` that holds another study is refused, unless ``replace``.
+
+    Returns:
+        A one-line note for the user (the name changed, a study is replaced, or this study now covers other
+        values than before), else None.
+
+    Raises:
+        UsageError: ``--name`` holds another study (another model, dataset, axes, repeats or fixed values).
+    """
+    from dlbench.errors import UsageError
+
+    mine = plan.study()
+    stored = _stored(store, plan.name)
+    why = mine.conflict(stored) if stored else None
+    if why and not plan.named and not replace:
+        taken, plan.name = plan.name, f"{plan.name}-{plan.held[:6]}"
+        return _name_taken(plan, store, taken, why)
+    if why and not replace:
+        raise UsageError(
+            f"the sweep name '{plan.name}' holds another study ({why}); give this one another --name, "
+            "or add --replace to replace it (its runs stay cached)"
+        )
+    if why:
+        return f"sweep '{plan.name}' replaces the study of that name ({why}); its runs stay cached"
+    return _values_note(plan.name, stored, mine) if stored else None
+
+
+def _name_taken(plan: SweepPlan, store: Store, taken: str, why: str) -> str:
+    from dlbench.errors import UsageError
+
+    stored = _stored(store, plan.name)
+    mine = plan.study()
+    if stored and mine.conflict(stored):  # a hash prefix shared by two studies: ask for a name
+        raise UsageError(f"the sweep names '{taken}' and '{plan.name}' hold other studies; give --name")
+    note = f"'{taken}' is another study ({why}): this sweep is '{plan.name}'"
+    return "; ".join(filter(None, [note, _values_note(plan.name, stored, mine) if stored else None]))
+
+
+def _stored(store: Store, name: str):
+    """The study saved under ``name``, or None (none, or unreadable)."""
+    from dlbench.errors import CacheError, UnknownNameError
+    from dlbench.sweep.study import Study
+
+    try:
+        return Study.from_dict(store.get_sweep(name))
+    except (UnknownNameError, CacheError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _values_note(name: str, stored, mine) -> str | None:
+    """The same study over other values: the report shows the new ones, the old runs stay cached."""
+    old = {a.name: a.values for a in stored.axes}
+    if all(old.get(a.name) == a.values for a in mine.axes):
+        return None
+    was = "; ".join(f"{n}={','.join(v)}" for n, v in old.items())
+    return f"sweep '{name}' was over {was}: the report shows the values of this run; those runs stay cached"
+
+
 def run_sweep(
     plan: SweepPlan,
     store: Store,
@@ -66,13 +129,16 @@ def run_sweep(
     fail_fast: bool = False,
     on_trial: Callable[[int, Trial, SweepCounts], Callable | None] | None = None,
     command: str = "",
+    replace: bool = False,
 ) -> SweepCounts:
     """Train every trial not in the cache. ``on_trial(k, trial, counts)`` may return an engine callback.
 
     Raises:
         TrialFailed: ``fail_fast`` and a trial diverged or ran out of memory.
+        UsageError: The sweep's name holds another study and ``replace`` is False (see :func:`check_name`).
     """
     store.check_writable()
+    check_name(plan, store, replace=replace)
     study = plan.study(command).to_dict()
     store.save_sweep(study)  # first, so a killed sweep is still known to `report`
     store.clean_tmp()

@@ -23,7 +23,7 @@ from pathlib import Path
 from dlbench.cache import Store
 from dlbench.errors import DlbenchError, UsageError
 from dlbench.sweep.grid import SweepPlan, Trial
-from dlbench.sweep.inline import SweepCounts, TrialFailed
+from dlbench.sweep.inline import SweepCounts, TrialFailed, check_name
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,18 @@ def run_local(
     fail_fast: bool = False,
     on_done: Callable[[int, Trial, SweepCounts], None] | None = None,
     command: str = "",
+    replace: bool = False,
 ) -> SweepCounts:
     """Run every trial not in the cache on worker processes; returns the counts and rows in the plan's order.
 
+    The name is checked first, as the inline executor does (:func:`dlbench.sweep.inline.check_name`).
+
     Raises:
         TrialFailed: ``fail_fast`` and a trial diverged or ran out of memory (the other workers are stopped).
+        UsageError: ``--name`` holds another study and ``replace`` is False.
     """
     store.check_writable()
+    check_name(plan, store, replace=replace)
     study = plan.study(command).to_dict()
     store.save_sweep(study)  # first, so a killed sweep is still known to `report`
     store.clean_tmp()

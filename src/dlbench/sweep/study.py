@@ -89,6 +89,7 @@ class Study:
     fixed: dict = field(default_factory=dict)  # {"settings", "dataset_options", "options"} given on the line
     repeats: int = 1
     command: str = ""  # the command line that reproduces the sweep
+    held: str | None = None  # hash of the resolved fixed part and repeats (None: saved before it existed)
 
     @property
     def axis_names(self) -> list[str]:
@@ -115,6 +116,7 @@ class Study:
             "fixed": self.fixed,
             "trials": [{"key": t.key, "values": dict(t.values), "repeat": t.repeat} for t in self.trials],
             "command": self.command,
+            **({"held": self.held} if self.held is not None else {}),
         }
 
     @classmethod
@@ -129,7 +131,25 @@ class Study:
             fixed=dict(d.get("fixed") or {}),
             repeats=int(d.get("repeats", 1)),
             command=d.get("command") or "",
+            held=d.get("held"),
         )
+
+    def conflict(self, other: Study) -> str | None:
+        """Why ``other`` (a study saved under the same name) is another study, or None when it is this one
+        (perhaps over other values: the same question asked at other points)."""
+        why = []
+        for what in ("model", "dataset", "repeats"):
+            if getattr(self, what) != getattr(other, what):
+                why.append(f"{what} {getattr(other, what)}, not {getattr(self, what)}")
+        if [(a.name, a.kind) for a in self.axes] != [(a.name, a.kind) for a in other.axes]:
+            why.append(f"it sweeps {', '.join(other.axis_names)}, not {', '.join(self.axis_names)}")
+        if self.held is not None and other.held is not None:
+            same_fixed = self.held == other.held
+        else:  # saved before `held`: compare what was given on the command line
+            same_fixed = _jsonish(self.fixed) == _jsonish(other.fixed)
+        if not same_fixed:
+            why.append(f"it holds fixed {_fixed_text(other.fixed)}, not {_fixed_text(self.fixed)}")
+        return "; ".join(why) or None
 
     # -- labels -------------------------------------------------------------------------------------------
     def label(self, values: dict, repeat: int | None = None) -> str:
@@ -212,6 +232,19 @@ def _best_and_worst(groups: list[pd.DataFrame]) -> tuple[int | None, int | None,
     best_key = best[2].sort_values(["best_val_acc", "order"], ascending=[False, True]).iloc[0]["key"]
     worst_key = worst[2].sort_values(["best_val_acc", "order"], ascending=[True, False]).iloc[0]["key"]
     return best[1], worst[1], best_key, (worst_key if worst_key != best_key else None)
+
+
+def _jsonish(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _fixed_text(fixed: dict) -> str:
+    """``width=8, epochs=1`` (or ``the defaults``) for the fixed values of a study."""
+    kinds = ("settings", "dataset_options", "options")
+    items = [f"{k}={format_value(v)}" for kind in kinds for k, v in sorted((fixed.get(kind) or {}).items())]
+    return ", ".join(items) or "the defaults"
 
 
 def _number(value):
