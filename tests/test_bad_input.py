@@ -159,6 +159,7 @@ CASES = [
     ),
     ("sweep-too-big", ["sweep", "width", "8,100000000", *SWEEP], "parameters"),
     ("sweep-too-big-fixed", ["sweep", "lr", "0.1", *SWEEP, "--set", "width=100000000"], "more than the"),
+    ("sweep-name-empty", ["sweep", "lr", "0.1", *SWEEP, "--name", " "], "--name is empty"),
     ("sweep-name-taken", ["sweep", "lr", "0.1", *SWEEP, "--name", "{sweep}"], "holds another study"),
     # -- visualize-kernels
     ("kernels-unknown-run", ["visualize-kernels", "--run", "deadbeef"], "no cached run with key deadbeef"),
@@ -181,6 +182,13 @@ CASES = [
     ("equi-even-kernel", ["equivariance", "--kernel-size", "4", *EQ], "odd"),
     ("equi-zero-images", ["equivariance", *EQ, "--images", "0"], "images"),
     ("equi-bad-padding", ["equivariance", "--padding", "reflect", *EQ], "padding"),
+    ("equi-out-under-file", ["equivariance", *EQ, "--out", "{file}/x.png"], "is a file"),
+    ("equi-out-folder", ["equivariance", *EQ, "--out", "{cache}"], "png"),
+    (
+        "kernels-out-file-parent",
+        ["visualize-kernels", "--model", "cnn", "--untrained", "--out", "{file}/k.png"],
+        "is a file",
+    ),
     ("equi-unknown-run", ["equivariance", "--run", "deadbeef"], "no cached run with key deadbeef"),
     # -- report
     ("report-bad-format", ["report", "--format", "pdf"], "'pdf' is not one of"),

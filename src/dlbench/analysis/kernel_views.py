@@ -152,8 +152,9 @@ def visualize_kernels(
 
     store = Store(paths.cache_dir(cache_dir))
     data_root = paths.data_dir(data_dir)
+    out = png_path(out) if out is not None else None  # a bad --out before the model is built
     loaded = load_model(store, source, data_root)
-    out = png_path(out if out is not None else default_folder(store) / figure_name(loaded, view))
+    out = out or png_path(default_folder(store) / figure_name(loaded, view))
     result = draw(loaded, view, out, data_root)
     title = (
         f"{loaded.name} {result.layer} {'feature maps' if view.feature_maps else 'kernels'} ({loaded.source})"

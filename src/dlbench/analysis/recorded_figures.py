@@ -27,10 +27,16 @@ def default_folder(store) -> Path:
 
 
 def png_path(path: Path) -> Path:
-    """``path`` made absolute; a figure must be a ``.png``."""
+    """``path`` made absolute; a figure must be a ``.png`` that can be written where it is named (checked before
+    any work, so a file in the way is one line, not a failure after the measurement)."""
+    from dlbench.paths import check_output_dir
+
     path = Path(path).expanduser().resolve()
     if path.suffix.lower() != ".png":
         raise UsageError(f"--out must name a .png file, got {path.name}")
+    check_output_dir(path.parent, "--out")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--out {path} is not a regular file; name a .png file")
     return path
 
 

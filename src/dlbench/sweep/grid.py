@@ -204,6 +204,8 @@ def plan_sweep(
         raise UsageError("nothing to sweep: give PARAM [VALUES] or at least one --grid NAME=V1,V2")
     if repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {repeats}")
+    if name is not None and not name.strip():
+        raise UsageError("--name is empty; give the sweep a name, or leave --name out for the default")
     get_model_spec(model), get_dataset(dataset)  # a misspelt name is one error, not one per trial
     resolved_axes = _resolve_axes(axes, model, dataset, settings, dataset_options, options, repeats)
 
