@@ -79,7 +79,10 @@ def test_same_axes_other_fixed_values_are_two_studies_in_the_report(cli, tmp_pat
     res = cli("report", "--out", out)
     assert res.code == 0, res
     text = out.read_text()
-    assert "lr-mlp-shapes" in text and other in text
+    assert text.count("## Sweep ") == 2
+    assert "## Sweep lr-mlp-shapes: mlp" in text and f"## Sweep {other}: mlp" in text
+    for section in text.split("## Sweep ")[1:]:  # each with both of its trials
+        assert "| 0.1 |" in section and "| 0.01 |" in section
     runs = Store(cache).runs()
     assert len(runs) == 4
 

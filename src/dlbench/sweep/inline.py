@@ -133,9 +133,12 @@ def run_sweep(
 ) -> SweepCounts:
     """Train every trial not in the cache. ``on_trial(k, trial, counts)`` may return an engine callback.
 
+    The name is checked first (:func:`check_name`; call it yourself to show its note): a default name the
+    cache gives to another study becomes ``<name>-<hash>`` in ``plan.name``.
+
     Raises:
         TrialFailed: ``fail_fast`` and a trial diverged or ran out of memory.
-        UsageError: The sweep's name holds another study and ``replace`` is False (see :func:`check_name`).
+        UsageError: ``--name`` holds another study and ``replace`` is False.
     """
     store.check_writable()
     check_name(plan, store, replace=replace)
