@@ -206,7 +206,8 @@ def plan_sweep(
         raise UsageError(f"--repeats must be at least 1, got {repeats}")
     if name is not None and not name.strip():
         raise UsageError("--name is empty; give the sweep a name, or leave --name out for the default")
-    get_model_spec(model), get_dataset(dataset)  # a misspelt name is one error, not one per trial
+    get_model_spec(model)  # a misspelt model or dataset is one error, not one per trial
+    get_dataset(dataset)
     resolved_axes = _resolve_axes(axes, model, dataset, settings, dataset_options, options, repeats)
 
     base_seed = int(options.get("seed", 0))
