@@ -133,3 +133,54 @@ def test_feature_maps_of_two_images_with_one_file_name_are_two_figures(tmp_path)
 
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     assert _image_part(tmp_path / "a" / "x.png") != _image_part(tmp_path / "b" / "x.png")
+
+
+def test_both_executors_refuse_a_name_that_holds_another_study(tmp_path):
+    from dlbench.errors import UsageError
+    from dlbench.sweep.grid import plan_sweep
+    from dlbench.sweep.inline import run_sweep
+    from dlbench.sweep.local import run_local
+
+    def plan(width):
+        return plan_sweep(
+            "mlp",
+            "shapes",
+            [("lr", ["0.1"])],
+            settings={"width": width},
+            dataset_options={"train_size": "60", "test_size": "20"},
+            options={"epochs": "1"},
+            name="mine",
+        )
+
+    store = Store(tmp_path / "cache")
+    run_sweep(plan("8"), store, data_dir=tmp_path / "data")
+    before = (store.root / "sweeps" / "mine.json").read_bytes()
+    for run in (run_sweep, run_local):
+        with pytest.raises(UsageError, match="holds another study"):
+            run(plan("16"), store, data_dir=tmp_path / "data")
+    assert (store.root / "sweeps" / "mine.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "momentum", "tensors"), [("sgd", "0", 2), ("sgd", "0.9", 3), ("adam", "0", 4)]
+)
+def test_memory_need_is_parameters_gradients_and_optimizer_states(monkeypatch, optimizer, momentum, tensors):
+    from dlbench.analysis.params import build_meta
+    from dlbench.data import get_dataset
+    from dlbench.errors import UsageError
+    from dlbench.models import get_model_spec
+    from dlbench.resolve import resolve_config
+    from dlbench.sweep import checks
+
+    config = resolve_config(
+        "mlp", "shapes", {"width": 8}, {}, {"optimizer": optimizer, "momentum": momentum, "device": "cpu"}
+    )
+    info = get_dataset("shapes").info()
+    meta = build_meta(get_model_spec("mlp"), info.input_shape, info.num_classes, config.model_settings)
+    count = sum(p.numel() for p in meta.parameters())
+    need = count * 4 * tensors
+    monkeypatch.setattr(checks, "_host_available", lambda: need)
+    checks.check_trial(config)  # exactly enough
+    monkeypatch.setattr(checks, "_host_available", lambda: need - 1)
+    with pytest.raises(UsageError, match=f"{count:,} parameters"):
+        checks.check_trial(config)
