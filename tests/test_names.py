@@ -50,6 +50,8 @@ def test_a_name_saved_before_the_encoding_is_still_found(tmp_path):
     (store.root / "sweeps").mkdir(parents=True)
     (store.root / "sweeps" / "a_b.json").write_text(json.dumps({"name": "a/b", "axes": []}))
     assert store.get_sweep("a/b")["name"] == "a/b"
+    store.save_sweep({"name": "a/b", "axes": [], "new": True})  # saved again: one study of that name
+    assert store.sweeps() == [{"name": "a/b", "axes": [], "new": True}] and store.get_sweep("a/b")["new"]
 
 
 def _sweep_names(cache) -> dict[str, int]:

@@ -50,14 +50,21 @@ class Documents(CacheRoot):
         return moved
 
     def sweeps(self) -> list[dict]:
+        """Every saved study, one per name (a file named before names were encoded one to one gives way to
+        the file of the current encoding)."""
         folder = self.root / "sweeps"
-        out = []
+        out: dict[str, tuple[bool, dict]] = {}
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:
-                out.append(json.loads(path.read_text()))
+                doc = json.loads(path.read_text())
             except (OSError, ValueError):
                 self._unreadable_doc(path, "rerun that sweep")
-        return out
+                continue
+            name = str(doc.get("name")) if isinstance(doc, dict) else path.stem
+            current = path == self.sweep_path(name)
+            if name not in out or (current and not out[name][0]):
+                out[name] = (current, doc)
+        return [doc for _, doc in out.values()]
 
     def get_sweep(self, name: str) -> dict:
         path = self.sweep_path(name)
