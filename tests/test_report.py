@@ -432,3 +432,11 @@ def test_out_with_an_unknown_extension_is_refused(cache, tmp_path):
         assert code == 2 and err.count("\n") == 1, err
         assert ".md, .markdown, .html, .htm" in err and "- for standard output" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_figures_folder_keeps_the_report_s_own_name():
+    from dlbench.report.write import figures_dir_for
+
+    assert figures_dir_for(Path("/x/Report.md")) == Path("/x/Report_files")
+    long = figures_dir_for(Path("/x/" + "é" * 126 + ".md"))  # 252 bytes of stem: too long with _files
+    assert len(long.name.encode()) <= 255 and long.name.endswith("_files")

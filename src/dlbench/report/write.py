@@ -59,8 +59,10 @@ def resolve_format(out: Path, fmt: str | None) -> str:
 
 
 def figures_dir_for(out: Path) -> Path:
-    """``report.md`` -> ``report_files/`` beside it."""
-    return out.with_name(f"{safe_name(out.stem)}_files")
+    """``report.md`` -> ``report_files/`` beside it: the user's own stem when the folder name fits in 255 bytes
+    (``Report.md`` -> ``Report_files``), a safe encoding of it otherwise."""
+    name = f"{out.stem}_files"
+    return out.with_name(name if len(name.encode()) <= 255 else f"{safe_name(out.stem)}_files")
 
 
 def _check_target(out: Path) -> None:
