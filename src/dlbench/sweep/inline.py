@@ -35,10 +35,28 @@ class SweepCounts:
     def line(self) -> str:
         return f"{self.cached} cached, {self.done} trained, {self.failed} failed"
 
-    def add(self, row: dict, cached: bool) -> None:
+    def add(self, k: int, row: dict, cached: bool, fail_fast: bool = False) -> None:
+        """Count trial ``k``'s row; with ``fail_fast`` a diverged or out-of-memory trial ends the sweep."""
         self.cached += cached
         self.done += not cached and row["status"] == "ok"
         self.failed += row["status"] != "ok"
+        if fail_fast and row["status"] != "ok":
+            raise TrialFailed(
+                f"trial {k + 1} of {self.total} ({row['status']}): {row['message']}; "
+                "rerun without --fail-fast to record it and go on"
+            )
+
+
+def open_study(plan: SweepPlan, store: Store, command: str = "", replace: bool = False) -> dict:
+    """What every executor does before its first trial: check the name, save the study (so a killed sweep is
+    still known to `report`) and reap what killed processes left. Returns the study to save again at the end
+    (a concurrent sweep of the same name may have replaced it meanwhile)."""
+    store.check_writable()
+    check_name(plan, store, replace=replace)
+    study = plan.study(command).to_dict()
+    store.save_sweep(study)
+    store.clean_tmp()
+    return study
 
 
 class _Datasets:
@@ -140,11 +158,7 @@ def run_sweep(
         TrialFailed: ``fail_fast`` and a trial diverged or ran out of memory.
         UsageError: ``--name`` holds another study and ``replace`` is False.
     """
-    store.check_writable()
-    check_name(plan, store, replace=replace)
-    study = plan.study(command).to_dict()
-    store.save_sweep(study)  # first, so a killed sweep is still known to `report`
-    store.clean_tmp()
+    study = open_study(plan, store, command, replace)
     counts = SweepCounts(len(plan.trials))
     datasets = _Datasets(data_dir)
     rows: dict[int, dict] = {}
@@ -160,13 +174,8 @@ def run_sweep(
             )
         except TrialBusy:
             return False
-        counts.add(row, cached)
         rows[k] = row
-        if fail_fast and row["status"] != "ok":
-            raise TrialFailed(
-                f"trial {k + 1} of {counts.total} ({row['status']}): {row['message']}; "
-                "rerun without --fail-fast to record it and go on"
-            )
+        counts.add(k, row, cached, fail_fast)
         return True
 
     pending = [(k, trial) for k, trial in enumerate(plan.trials) if not attempt(k, trial)]

@@ -23,7 +23,7 @@ from pathlib import Path
 from dlbench.cache import Store
 from dlbench.errors import DlbenchError, UsageError
 from dlbench.sweep.grid import SweepPlan, Trial
-from dlbench.sweep.inline import SweepCounts, TrialFailed, check_name
+from dlbench.sweep.inline import SweepCounts, open_study
 
 
 @dataclass(frozen=True)
@@ -114,24 +114,15 @@ def run_local(
         TrialFailed: ``fail_fast`` and a trial diverged or ran out of memory (the other workers are stopped).
         UsageError: ``--name`` holds another study and ``replace`` is False.
     """
-    store.check_writable()
-    check_name(plan, store, replace=replace)
-    study = plan.study(command).to_dict()
-    store.save_sweep(study)  # first, so a killed sweep is still known to `report`
-    store.clean_tmp()
+    study = open_study(plan, store, command, replace)
     counts = SweepCounts(len(plan.trials))
     rows: dict[int, dict] = {}
 
     def finish(k: int, row: dict, cached: bool) -> None:
-        counts.add(row, cached)
         rows[k] = row
+        counts.add(k, row, cached, fail_fast)
         if on_done:
             on_done(k, plan.trials[k], counts)
-        if fail_fast and row["status"] != "ok":
-            raise TrialFailed(
-                f"trial {k + 1} of {counts.total} ({row['status']}): {row['message']}; "
-                "rerun without --fail-fast to record it and go on"
-            )
 
     todo = []
     for k, trial in enumerate(plan.trials):
