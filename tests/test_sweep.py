@@ -67,6 +67,23 @@ def test_sweep_table_figures_and_free_rerun(cli, tmp_path, monkeypatch):
     assert again.code == 0, again
     assert [r["test_acc"] for r in json.loads(again.out)] == [float(r["test_acc"]) for r in rows]
 
+    # A rerun answered from the cache keeps the figures it drew last time instead of drawing them again...
+    drawn = {
+        name: (figs / name).stat().st_mtime_ns for name in ("curves.png", "grad_norms.png", "step_loss.png")
+    }
+    import dlbench.report.plots as plots
+
+    draw = plots.draw_sweep
+    monkeypatch.setattr(plots, "draw_sweep", boom)
+    third = cli("sweep", "activation", "relu,tanh,sigmoid", *MLP, *TINY, "--figures-dir", figs)
+    assert third.code == 0, third
+    assert {name: (figs / name).stat().st_mtime_ns for name in drawn} == drawn
+    # ...but draws them again when a figure is missing.
+    monkeypatch.setattr(plots, "draw_sweep", draw)
+    (figs / "curves.png").unlink()
+    fourth = cli("sweep", "activation", "relu,tanh,sigmoid", *MLP, *TINY, "--figures-dir", figs)
+    assert fourth.code == 0 and (figs / "curves.png").stat().st_size > 10_000, fourth
+
 
 def test_default_grid_is_printed_and_grid_axes(cli):
     res = cli(

@@ -7,7 +7,9 @@ of 50 lines informs nobody, and the table lists every trial.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,11 +220,45 @@ def draw_sweep(store, study: Study, summary: Summary) -> tuple[Drawing, dict[str
     return plan, pngs
 
 
+FIGURES_VERSION = 1  # bump when the drawing changes: figures stamped with another version are drawn again
+STAMP = ".dlbench-figures.json"  # in the figures folder: what the PNGs beside it were drawn from
+
+
 def sweep_figures(store, study: Study, folder: Path, summary: Summary | None = None) -> dict[str, Path]:
-    """Write a sweep's figures into ``folder`` as ``<name>.png``; returns {name: path}."""
-    summary = summary if summary is not None else study.summary(store.runs(keys=study.keys))
+    """Write a sweep's figures into ``folder`` as ``<name>.png``; returns {name: path}.
+
+    A rerun whose runs are all cached draws nothing: the folder keeps a stamp of what its figures were drawn
+    from (the study, and each run's key, time and file hashes), and figures with the same stamp are kept.
+    """
+    runs = store.runs(keys=study.keys)
+    summary = summary if summary is not None else study.summary(runs)
     if summary.trials.empty:
         return {}
+    stamp = _stamp(study, runs)
+    kept = _kept(folder, stamp)
+    if kept is not None:
+        return kept
     _, pngs = draw_sweep(store, study, summary)
     folder.mkdir(parents=True, exist_ok=True)
-    return {name: write_bytes(folder / f"{name}.png", png) for name, png in pngs.items()}
+    written = {name: write_bytes(folder / f"{name}.png", png) for name, png in pngs.items()}
+    write_bytes(folder / STAMP, json.dumps({"stamp": stamp, "figures": sorted(written)}).encode())
+    return written
+
+
+def _stamp(study: Study, runs: pd.DataFrame) -> str:
+    columns = [c for c in ("key", "created", "files", "status") if c in runs.columns]
+    rows = runs[columns].astype(str).sort_values("key").values.tolist() if len(runs) else []
+    text = json.dumps([FIGURES_VERSION, study.to_dict(), rows], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _kept(folder: Path, stamp: str) -> dict[str, Path] | None:
+    """The figures already in ``folder`` if they were drawn from ``stamp`` and are all there; else None."""
+    try:
+        recorded = json.loads((folder / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or recorded.get("stamp") != stamp:
+        return None
+    paths = {name: folder / f"{name}.png" for name in recorded.get("figures", [])}
+    return paths if paths and all(p.is_file() and not p.is_symlink() for p in paths.values()) else None
