@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dlbench.data import file_checks, get_dataset, list_datasets
+from dlbench.data import checksums, file_checks, get_dataset, list_datasets
 from dlbench.data import shapes as shapes_mod
 from dlbench.data import torchvision_sets as tvs
 from dlbench.errors import DatasetError, InvalidSettingError, UnknownNameError, UsageError
@@ -199,7 +199,7 @@ def test_fake_files_with_their_md5_pass_verification_once(tmp_path, monkeypatch)
     folder = tmp_path / "mnist"
     _fake_mnist(folder)
     md5s = [(name, file_checks._md5(folder / name)) for name in tvs.MNIST_FILES]
-    monkeypatch.setattr(tvs.MNISTInFolder, "resources", md5s)
+    monkeypatch.setattr(checksums.MNISTFiles, "resources", md5s)
     ds = get_dataset("mnist").load(tmp_path, download=False)
     assert len(ds.train_x) == 12
 
@@ -391,3 +391,35 @@ def test_download_writes_into_the_dataset_folder(tmp_path, monkeypatch):
     assert all(Path(root) == tmp_path / "mnist" for _, root in calls)
     assert all((tmp_path / "mnist" / f).exists() for f in tvs.MNIST_FILES)
     assert not (tmp_path / "MNIST").exists()  # torchvision's own <root>/MNIST/raw layout is not used
+
+
+def test_checksums_equal_torchvision_s_and_files_on_disk_load_without_it(tmp_path):
+    """dlbench keeps the md5 sums itself (no 1.8 s torchvision import to load files on disk); they must not drift."""
+    import subprocess
+    import sys
+
+    from torchvision import datasets as tvd
+
+    from dlbench.data import checksums as c
+
+    assert list(c.MNISTFiles.resources) == [(f, m) for f, m in tvd.MNIST.resources]
+    assert list(c.FashionMNISTFiles.resources) == [(f, m) for f, m in tvd.FashionMNIST.resources]
+    for ours, theirs in ((c.CIFAR10Files, tvd.CIFAR10), (c.CIFAR100Files, tvd.CIFAR100)):
+        assert (ours.filename, ours.tgz_md5, ours.base_folder) == (
+            theirs.filename,
+            theirs.tgz_md5,
+            theirs.base_folder,
+        )
+        assert [tuple(x) for x in theirs.train_list + theirs.test_list] == list(
+            ours.train_list + ours.test_list
+        )
+    _fake_mnist(tmp_path / "fashion-mnist")
+    code = (
+        "import sys; from pathlib import Path; from dlbench.data import torchvision_sets as t; "
+        f"d = t.load_set('fashion-mnist', Path({str(tmp_path)!r}), download=False, verify=False); "
+        "print(len(d.train_x), 'torchvision' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["12", "False"]

@@ -75,12 +75,14 @@ def cifar_present(cls, root: Path) -> bool:
     return (root / cls.filename).exists() or _cifar_extracted(cls, root)
 
 
-def load_cifar(cls, name: str, root: Path, download: bool, verify: bool):
+def load_cifar(cls, downloader, name: str, root: Path, download: bool, verify: bool):
+    """Both splits of CIFAR-10/100 from ``root``. ``cls`` holds the files' names and md5 sums
+    (:mod:`.checksums`); ``downloader(root)`` builds torchvision's dataset object, only to download."""
     files = (cls.filename,)
     if not cifar_present(cls, root):
         if not download:
             raise missing_error(name, root, files)
-        fetch(cls(root), name, root, files)  # torchvision downloads the archive and extracts it
+        fetch(downloader(root), name, root, files)  # torchvision downloads the archive and extracts it
     if _cifar_extracted(cls, root):
         train, test = _cifar_from_folder(cls, root, verify)
     elif (root / cls.filename).exists():

@@ -10,7 +10,8 @@ Layout: ``<data_dir>/<name>/`` holds the files exactly as their authors distribu
 torchvision's MNIST classes look in ``<root>/<ClassName>/raw/``; a subclass points ``raw_folder`` at
 ``<data_dir>/<name>`` instead, so torchvision's own download code writes there and nothing is ever copied
 (``--data-dir`` can point at a read-only shared folder). Files are checked against the md5 sums torchvision
-lists, once per file per process, then decoded straight from the ``.gz`` / ``.tar.gz`` / pickle files.
+lists (copied in :mod:`.checksums`, so files on disk load without importing torchvision), once per file per
+process, then decoded straight from the ``.gz`` / ``.tar.gz`` / pickle files.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from dlbench.data._registry import ArrayDataset, DatasetInfo, DatasetSpec, register_dataset
+from dlbench.data.checksums import CIFAR10Files, CIFAR100Files, FashionMNISTFiles, MNISTFiles
 from dlbench.data.cifar import cifar_present, load_cifar
 from dlbench.data.file_checks import fetch, missing_error, verify_md5
 from dlbench.errors import DatasetError
@@ -167,11 +169,13 @@ def _mnist_present(folder: Path) -> bool:
     return all(_mnist_file(folder, f) is not None for f in MNIST_FILES)
 
 
-def _load_mnist_like(cls, name: str, folder: Path, download: bool, verify: bool):
+def _load_mnist_like(cls, downloader, name: str, folder: Path, download: bool, verify: bool):
+    """Both splits of an MNIST-format set from ``folder``. ``cls`` holds the files' md5 sums
+    (:mod:`.checksums`); ``downloader(folder)`` builds torchvision's dataset object, only to download."""
     if not _mnist_present(folder):
         if not download:
             raise missing_error(name, folder, MNIST_FILES)
-        fetch(cls(folder), name, folder, MNIST_FILES)
+        fetch(downloader(folder), name, folder, MNIST_FILES)
     md5s = dict(cls.resources)
     out = []
     for gz_name in MNIST_FILES:
@@ -190,7 +194,8 @@ def _load_mnist_like(cls, name: str, folder: Path, download: bool, verify: bool)
 @dataclass(frozen=True)
 class _Set:
     name: str
-    source: str  # name of the torchvision bridge class (built lazily)
+    source: str  # name of the torchvision bridge class (built only to download)
+    checksums: type  # the files and their md5 sums (dlbench.data.checksums)
     loader: Callable
     info: DatasetInfo
     files: tuple[str, ...]
@@ -208,6 +213,7 @@ _SETS = {
         _Set(
             "mnist",
             "MNISTInFolder",
+            MNISTFiles,
             _load_mnist_like,
             _info("mnist", (1, 28, 28), 60000, [str(i) for i in range(10)], (0.1307,), (0.3081,)),
             MNIST_FILES,
@@ -217,6 +223,7 @@ _SETS = {
         _Set(
             "fashion-mnist",
             "FashionMNISTInFolder",
+            FashionMNISTFiles,
             _load_mnist_like,
             _info("fashion-mnist", (1, 28, 28), 60000, FASHION_CLASSES, (0.2860,), (0.3530,)),
             MNIST_FILES,
@@ -226,6 +233,7 @@ _SETS = {
         _Set(
             "cifar10",
             "CIFAR10InFolder",
+            CIFAR10Files,
             load_cifar,
             _info(
                 "cifar10",
@@ -236,12 +244,13 @@ _SETS = {
                 (0.2470, 0.2435, 0.2616),
             ),
             ("cifar-10-python.tar.gz",),  # torchvision CIFAR10.filename
-            lambda folder: cifar_present(_bridge_classes()["CIFAR10InFolder"], folder),
+            lambda folder: cifar_present(CIFAR10Files, folder),
             "CIFAR-10 natural images, 32x32 RGB, 10 classes (Krizhevsky)",
         ),
         _Set(
             "cifar100",
             "CIFAR100InFolder",
+            CIFAR100Files,
             load_cifar,
             _info(
                 "cifar100",
@@ -252,7 +261,7 @@ _SETS = {
                 (0.2673, 0.2564, 0.2762),
             ),
             ("cifar-100-python.tar.gz",),  # torchvision CIFAR100.filename
-            lambda folder: cifar_present(_bridge_classes()["CIFAR100InFolder"], folder),
+            lambda folder: cifar_present(CIFAR100Files, folder),
             "CIFAR-100 natural images, 32x32 RGB, 100 fine classes (Krizhevsky)",
         ),
     )
@@ -266,7 +275,7 @@ def load_set(name: str, data_dir: Path, download: bool = True, verify: bool = Tr
         name: ``mnist``, ``fashion-mnist``, ``cifar10`` or ``cifar100``.
         data_dir: Data directory; the files live in ``<data_dir>/<name>/``.
         download: Download the files with torchvision when they are missing.
-        verify: Check the files' md5 sums against torchvision's (tests turn this off for small fake files).
+        verify: Check the files' md5 sums (:mod:`.checksums`; tests turn this off for small fake files).
 
     Returns:
         Both splits as uint8 (N, C, H, W) images and int64 (N,) labels.
@@ -276,7 +285,11 @@ def load_set(name: str, data_dir: Path, download: bool = True, verify: bool = Tr
     """
     s = _SETS[name]
     folder = Path(data_dir) / name
-    train_x, train_y, test_x, test_y = s.loader(_bridge_classes()[s.source], name, folder, download, verify)
+
+    def downloader(where: Path):
+        return _bridge_classes()[s.source](where)
+
+    train_x, train_y, test_x, test_y = s.loader(s.checksums, downloader, name, folder, download, verify)
     info = s.info
     if len(train_x) != info.train_size or len(test_x) != info.test_size:
         # Only fake test files differ in size; report what was actually loaded.
