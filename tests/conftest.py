@@ -43,6 +43,17 @@ def _isolated_dirs(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture
+def one_torch_thread():
+    """In-process training on one thread: the two cores are shared with the other processes a test starts."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists():

@@ -26,12 +26,7 @@ TINY = [*DATA, "--model", "mlp", "--set", "width=8", "--epochs", "1", "--batch-s
 TRAIN = ["train", *TINY, "--format", "json"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cache() -> Path:

@@ -107,13 +107,7 @@ class Forker:
         self.proc.wait(timeout=30)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """In-process training on one thread too: the two cores are shared with other processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

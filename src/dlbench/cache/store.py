@@ -41,6 +41,7 @@ import io
 import json
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +64,10 @@ from dlbench.config import TrainConfig
 from dlbench.errors import CacheError, RunNotFoundError
 
 __all__ = ["TABLES", "CacheWarning", "Store"]
+
+
+def _unrecorded() -> None:
+    raise Damage("not recorded in its runs row")
 
 
 def _parquet(df: pd.DataFrame) -> bytes:
@@ -269,6 +274,18 @@ class Store(RunQueries, Documents):
                 out.append(None)
         return tuple(out)
 
+    def _intact(self, path: Path, key: str, check, what: str) -> bool:
+        """Run ``check()`` on one file of run ``key``; a missing or damaged file is set aside (False)."""
+        try:
+            check()
+        except FileNotFoundError:
+            self._damaged(path, "missing", key)
+            return False
+        except Damage as exc:
+            self._damaged(path, f"{what} ({exc})", key)
+            return False
+        return True
+
     def has(self, key: str) -> bool:
         """Whether run ``key`` is complete and intact (see :mod:`dlbench.cache.integrity`).
 
@@ -285,28 +302,18 @@ class Store(RunQueries, Documents):
         files = self._manifests.get(key)
         for table in TABLES[1:]:
             path = self.path(table, key)
-            try:
-                if files is None:
-                    check_footer(path, key)
-                elif table not in files:
-                    raise Damage("not recorded in its runs row")
-                else:
-                    check_file(path, files[table])
-            except FileNotFoundError:
-                self._damaged(path, "missing", key)
-                return False
-            except Damage as exc:
-                self._damaged(path, f"damaged or misplaced ({exc})", key)
+            if files is None:
+                check = partial(check_footer, path, key)  # a 0.1.0 run: no hashes recorded
+            elif table not in files:
+                check = _unrecorded
+            else:
+                check = partial(check_file, path, files[table])
+            if not self._intact(path, key, check, "damaged or misplaced"):
                 return False
         if files is not None and "weights" in files:
             path = self.weights_path(key)
-            try:
-                check_file(path, files["weights"], hash_it=False)  # hashed whenever loaded
-            except FileNotFoundError:
-                self._damaged(path, "missing", key)
-                return False
-            except Damage as exc:
-                self._damaged(path, f"damaged ({exc})", key)
+            check = partial(check_file, path, files["weights"], hash_it=False)  # hashed whenever loaded
+            if not self._intact(path, key, check, "damaged"):
                 return False
         self._verified[key] = stat
         return True
