@@ -55,12 +55,16 @@ def resolve_config(
     model_settings: dict | None = None,
     dataset_options: dict | None = None,
     options: dict | TrainOptions | None = None,
+    device_kind: str | None = None,
 ) -> TrainConfig:
-    """Validate names and values and fill every default: the config whose key identifies the run."""
+    """Validate names and values and fill every default: the config whose key identifies the run.
+
+    ``device_kind`` (cpu, cuda) names the device of the machine that will train it when that is another one
+    (a cluster node); None: the device ``--device`` resolves to here."""
     spec = get_model_spec(model)
     ds = get_dataset(dataset)
     opts = options if isinstance(options, TrainOptions) else make_options(options)
-    kind = resolve_device_kind(opts.device)
+    kind = device_kind or resolve_device_kind(opts.device)
     precision = opts.precision
     if precision == "auto":
         precision = "bf16" if kind == "cuda" else "fp32"

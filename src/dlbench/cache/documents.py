@@ -40,15 +40,6 @@ class Documents(CacheRoot):
             self.sweep_path(definition["name"]), json.dumps(definition, indent=1, sort_keys=True)
         )
 
-    def _unreadable_doc(self, path: Path, what: str) -> Path | None:
-        """Set a damaged JSON document aside (if the cache can be written) and warn in one line."""
-        if self.read_only() or self.read_only(path.parent):
-            warnings.warn(f"{path} is unreadable; skipped it (read-only cache)", CacheWarning, stacklevel=3)
-            return None
-        moved = self.quarantine(path)
-        warnings.warn(f"{path} is unreadable; moved it to {moved}; {what}", CacheWarning, stacklevel=3)
-        return moved
-
     def sweeps(self) -> list[dict]:
         """Every saved study, one per name (a file named before names were encoded one to one gives way to
         the file of the current encoding)."""

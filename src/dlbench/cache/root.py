@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 from dlbench.atomic import reap, write_text
@@ -98,15 +99,25 @@ class CacheRoot:
 
         Only the names :func:`dlbench.atomic.tmp_path` makes are removed (a user's ``.notes.tmp`` stays), only
         directly in the root, the table folders, ``checkpoints``, ``weights``, ``sweeps`` and each sweep's
-        figure folder, ``claims``, ``figures`` and ``counts``, and never in or through a symlinked folder.
+        figure folder, each study's ``slurm`` folder, ``claims``, ``figures`` and ``counts``, and never in or
+        through a symlinked folder.
         """
         root = self.root.resolve()
         folders = [root, *(root / t for t in TABLES), *(root / f for f in FOLDERS)]
-        sweeps = root / "sweeps"
-        if sweeps.is_dir() and not sweeps.is_symlink():
-            with os.scandir(sweeps) as entries:
-                folders += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+        for parent in (root / "sweeps", root / "slurm"):  # each sweep's figures, each study's job record
+            if parent.is_dir() and not parent.is_symlink():
+                with os.scandir(parent) as entries:
+                    folders += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
         return sum(reap(folder) for folder in folders)
+
+    def _unreadable_doc(self, path: Path, what: str) -> Path | None:
+        """Set a damaged JSON document aside (if the cache can be written) and warn in one line."""
+        if self.read_only() or self.read_only(path.parent):
+            warnings.warn(f"{path} is unreadable; skipped it (read-only cache)", CacheWarning, stacklevel=3)
+            return None
+        moved = self.quarantine(path)
+        warnings.warn(f"{path} is unreadable; moved it to {moved}; {what}", CacheWarning, stacklevel=3)
+        return moved
 
     # -- damage ---------------------------------------------------------------------------------------------
     def quarantine(self, path: Path) -> Path | None:

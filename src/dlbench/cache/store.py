@@ -12,6 +12,7 @@ Layout under the cache root::
     weights/<key>.pt            final weights of a completed run
     sweeps/<name>.json          a sweep's definition: axes, fixed values, trial keys in order
     sweeps/<name>/              that sweep's figures
+    slurm/<name>/               the Slurm jobs of that study: their record and logs (jobs.py)
     claims/<key>.claim          the process training that run now, with a heartbeat (see claims.py)
     figures/                    kernel, feature-map and equivariance figures, and index.parquet (figures.py)
     counts/<hash>.json          parameter-count tables recorded by `count-params` (counts.py)
@@ -29,7 +30,7 @@ and a damaged run is skipped with a warning instead.
 
 The code: this module (runs, their tables, weights and checkpoints), :mod:`.root` (the folder, SCHEMA, cleanup,
 quarantine), :mod:`.documents` (sweeps, figure index, count tables), :mod:`.integrity` (sizes and hashes),
-:mod:`.weights` (torch files), :mod:`.queries` (runs as DataFrames), :mod:`.claims` (one trainer per run).
+:mod:`.weights` (torch files), :mod:`.queries` (runs as DataFrames), :mod:`.claims` (one trainer per run), :mod:`.jobs` (cluster jobs).
 
 Test hook: ``DLBENCH_FAULT=cache-write[@N]`` kills this process (SIGKILL) halfway through writing its N-th
 run file (the four tables, the weights, then the runs row), to test that a crash at that moment loses nothing.
@@ -57,6 +58,7 @@ from dlbench.cache.integrity import (
     entry,
     parse_files,
 )
+from dlbench.cache.jobs import ClusterJobs
 from dlbench.cache.queries import RunQueries
 from dlbench.cache.root import TABLES, CacheWarning
 from dlbench.cache.weights import read_weights, write_weights
@@ -76,7 +78,7 @@ def _parquet(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-class Store(RunQueries, Documents):
+class Store(RunQueries, Documents, ClusterJobs):
     """Every file under one cache root: runs and their tables, weights, checkpoints' location, claims (here),
     sweeps, figures and count tables (:class:`~dlbench.cache.documents.Documents`), the root itself, cleanup and
     quarantine (:class:`~dlbench.cache.root.CacheRoot`). Reading never writes; the first write prepares the root.

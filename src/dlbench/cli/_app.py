@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from dlbench import __version__
-from dlbench.cli import count_params, equivariance, kernels, registry, report, runs, solve_depth, sweep, train
+from dlbench.cli import (
+    count_params,
+    equivariance,
+    kernels,
+    registry,
+    report,
+    runs,
+    solve_depth,
+    status,
+    sweep,
+    train,
+)
 
 
 def _version(value: bool) -> None:
@@ -39,6 +50,7 @@ app.command("count-params")(count_params.count_params)
 app.command("solve-depth")(solve_depth.solve_depth)
 app.command("train")(train.train)
 app.command("sweep")(sweep.sweep)
+app.command("status")(status.status)
 app.command("visualize-kernels")(kernels.visualize_kernels)
 app.command("equivariance")(equivariance.equivariance)
 app.command("report")(report.report)

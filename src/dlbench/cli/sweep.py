@@ -10,15 +10,18 @@ import typer
 
 from dlbench.cli._options import CacheDirOpt, DataDirOpt, DatasetOptOpt, FormatOpt, SetOpt
 from dlbench.cli._output import Format, Output, err
+from dlbench.cli._slurm import OnInterrupt, with_slurm_options
 from dlbench.cli._train_options import with_train_options
 
 
 class Executor(str, Enum):
     inline = "inline"
     local = "local"
+    slurm = "slurm"
 
 
 @with_train_options
+@with_slurm_options
 def sweep(
     param: str = typer.Argument(
         None,
@@ -47,10 +50,19 @@ def sweep(
     executor: Executor = typer.Option(
         "inline",
         "--executor",
-        help="inline: trials one after another in this process; local: on --jobs worker processes.",
+        help="inline: trials one after another in this process; local: on --jobs worker processes; "
+        "slurm: one Slurm job per trial (see the --slurm-* options).",
     ),
     jobs: int = typer.Option(
         None, "--jobs", "-j", help="Workers for --executor local (default: one per GPU, else one per core)."
+    ),
+    detach: bool = typer.Option(
+        False, "--detach", help="--executor slurm: submit and return; run the command again to follow."
+    ),
+    on_interrupt: OnInterrupt = typer.Option(
+        "ask",
+        "--on-interrupt",
+        help="--executor slurm, on Ctrl-C: ask (on a terminal; elsewhere: leave), cancel or leave the jobs.",
     ),
     replace: bool = typer.Option(
         False, "--replace", help="Let --name replace a different study saved under that name."
@@ -63,6 +75,7 @@ def sweep(
     cache_dir: Path = CacheDirOpt,
     fmt: Format = FormatOpt,
     train_opts: dict = None,
+    slurm_flags: dict = None,
 ) -> None:
     """Train one model across values of one parameter (or a grid), then tabulate and plot the trials."""
     from rich.markup import escape
@@ -79,6 +92,7 @@ def sweep(
         raise UsageError("--jobs is for --executor local; add --executor local")
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    slurm = _slurm_setup(executor, slurm_flags, detach, train_opts)
 
     axes = _axes(param, values, grid)
     store = Store(paths.cache_dir(cache_dir))
@@ -94,6 +108,7 @@ def sweep(
         options=train_opts,
         repeats=repeats,
         name=name,
+        device_kind=slurm.device_kind if slurm else None,
     )
     note = check_name(plan, store, replace=replace)  # another study under this name: refused here
     for axis, (_, given) in zip(plan.axes, axes, strict=True):
@@ -112,9 +127,16 @@ def sweep(
         command=command or _command(plan),
         replace=replace,
     )
-    counts = _execute(plan, store, executor, jobs, run)
+    if slurm:
+        from dlbench.cli._slurm import run_on_slurm
+
+        counts = run_on_slurm(plan, store, slurm, run, detach, on_interrupt)
+        if counts is None:  # detached: the jobs run on
+            return
+    else:
+        counts = _execute(plan, store, executor, jobs, run)
     study = plan.study()  # this sweep's trials, even if another process reuses its name
-    _show(store, study, f"{n} trials: {counts.line()}.", fmt, figures_dir, figures)
+    show_study(store, study, f"{n} trials: {counts.line()}.", fmt, figures_dir, figures, counts.rows)
 
 
 def _execute(plan, store, executor: Executor, jobs: int | None, run: dict):
@@ -146,6 +168,20 @@ def _execute(plan, store, executor: Executor, jobs: int | None, run: dict):
     return counts
 
 
+def _slurm_setup(executor: Executor, flags: dict, detach: bool, train_opts: dict):
+    """The Slurm options of an ``--executor slurm`` sweep (None for the other executors, which take none)."""
+    from dlbench.errors import UsageError
+
+    if executor is not Executor.slurm:
+        given = [f"--slurm-{k.replace('_', '-')}" for k in flags] + (["--detach"] if detach else [])
+        if given:
+            raise UsageError(f"{given[0]} is for --executor slurm; add --executor slurm")
+        return None
+    from dlbench.cli._slurm import SlurmSetup
+
+    return SlurmSetup.resolve(flags, train_opts.get("device"))
+
+
 def _axes(
     param: str | None, values: str | None, grid: list[str] | None
 ) -> list[tuple[str, list[str] | None]]:
@@ -175,14 +211,31 @@ SWEEP_DROP_ORDER = [
 ]
 
 
-def _show(store, study, counts_line: str, fmt: Format, figures_dir: Path | None, figures: bool) -> None:
-    """The summary table (best by validation accuracy marked), the figures, and how to write a report."""
+def show_study(
+    store,
+    study,
+    counts_line: str,
+    fmt: Format,
+    figures_dir: Path | None,
+    figures: bool,
+    executor_rows: list[dict],
+) -> None:
+    """The summary table (best by validation accuracy marked), the figures, and how to write a report.
+
+    ``executor_rows`` are the executor's rows: those of trials whose job failed without storing a run (Slurm) are not
+    in the cache, and join the table here with the reason and the tail of their log."""
+    import pandas as pd
+
     from dlbench.commandline import CommandLine
     from dlbench.paths import safe_name
     from dlbench.report.plots import sweep_figures
 
     output = Output(fmt)
-    summary = study.summary(store.runs(keys=study.keys))
+    runs = store.runs(keys=study.keys)
+    unstored = [r for r in executor_rows if r["key"] not in set(runs["key"])]
+    if unstored:
+        runs = pd.concat([runs, pd.DataFrame(unstored)], ignore_index=True)
+    summary = study.summary(runs)
     rows = [{**r, "best": i == summary.best} for i, r in enumerate(summary.rows)]
     title = f"Sweep {study.name}: {study.model} on {study.dataset} (best by validation accuracy in bold)"
     # People see the best row in bold; programs get a `best` column and each trial's run key.
@@ -192,9 +245,12 @@ def _show(store, study, counts_line: str, fmt: Format, figures_dir: Path | None,
         rows = [{**r, **{a: _swept(r[a]) for a in study.axis_names}} for r in rows]
     output.table(rows, columns, title=title, highlight=summary.best, keep=keep, drop_order=SWEEP_DROP_ORDER)
     output.note(counts_line)
+    labels = study.trial_labels(summary.trials)
+    for r in unstored:
+        output.note(f"trial {labels.get(r['key'], r['key'])} {r['status']}: {r['message']}")
     if figures and rows:
         folder = Path(figures_dir) if figures_dir else store.root / "sweeps" / safe_name(study.name)
-        written = sweep_figures(store, study, folder, summary)
+        written = sweep_figures(store, study, folder, None if unstored else summary)  # stored runs only
         output.note(f"figures: {folder} ({', '.join(p.name for p in written.values())})")
     output.note("report: " + CommandLine("report").opt("--sweep", study.name).opt("--out", "report.md").text)
 

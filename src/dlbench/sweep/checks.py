@@ -14,9 +14,10 @@ from dlbench.config import TrainConfig
 from dlbench.errors import UsageError
 
 
-def check_trial(config: TrainConfig) -> None:
+def check_trial(config: TrainConfig, here: bool = True) -> None:
     """Refuse, in one line, a config that cannot train: a model that does not fit its data or the memory, or a
-    split that leaves no training image.
+    split that leaves no training image. ``here`` False (a trial for a cluster node): this machine's memory says
+    nothing about the node's, so memory is not checked.
 
     Raises:
         UsageError: The reason, with what to change.
@@ -32,7 +33,8 @@ def check_trial(config: TrainConfig) -> None:
     meta = build_meta(spec, shape, info.num_classes, config.model_settings)
     check_finetune(meta, spec, config.options.finetune, info.num_classes)
     check_split(config, info.train_size)
-    check_memory(config, meta)
+    if here:
+        check_memory(config, meta)
 
 
 def training_images(train_size: int, val_split: float, train_subset: int) -> int:

@@ -193,9 +193,13 @@ def plan_sweep(
     options: dict,
     repeats: int = 1,
     name: str | None = None,
+    device_kind: str | None = None,
 ) -> SweepPlan:
     """Expand axes (values None: the defaults) into trial configs, each checked by
-    :func:`dlbench.sweep.checks.check_trial` before anything runs or is written."""
+    :func:`dlbench.sweep.checks.check_trial` before anything runs or is written.
+
+    ``device_kind`` is the device the trials will run on when that is not this machine (a Slurm job's GPU);
+    None: resolve ``--device`` here."""
     from dlbench.data import get_dataset
     from dlbench.models import get_model_spec
     from dlbench.sweep.checks import check_trial
@@ -232,8 +236,8 @@ def plan_sweep(
             if repeats > 1:
                 o["seed"] = base_seed + r
             try:
-                config = resolve_config(model, dataset, s, d, o)
-                check_trial(config)
+                config = resolve_config(model, dataset, s, d, o, device_kind=device_kind)
+                check_trial(config, here=device_kind is None)
             except UsageError as exc:  # say which trial (a UsageError: every subclass exits with 2)
                 where = ", ".join(f"{k}={v}" for k, v in values.items())
                 raise UsageError(f"trial {where}: {exc}") from None

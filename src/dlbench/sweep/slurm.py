@@ -1,0 +1,358 @@
+"""The Slurm executor: a study's trials as Slurm jobs, submitted and followed through submitit.
+
+Each job runs one trial through the one trial entry point (:func:`dlbench.sweep.trial.run_trial`) on the shared
+cache folder, with the interpreter, dlbench and data folder of the submitting process, so the claims keep every
+trial trained exactly once whatever runs where. The cache keeps a record of each study's jobs
+(:mod:`dlbench.cache.jobs`), so a second command can follow jobs a detached sweep submitted, and a rerun submits
+only the trials whose job is missing or failed.
+
+A job told its time limit is near (or that it is preempted) requeues itself through submitit's checkpointing;
+the requeued job resumes from the last epoch checkpoint the engine wrote, so no finished epoch is trained twice.
+A job that ends without storing its run (cancelled, out of memory, time limit without requeue, lost node, an
+error) becomes a failed row with the reason and the tail of its log.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import submitit
+
+from dlbench.cache import Store
+from dlbench.errors import DlbenchError, UsageError
+from dlbench.sweep.grid import SweepPlan
+from dlbench.sweep.inline import SweepCounts, TrialFailed, open_study
+from dlbench.sweep.slurm_jobs import JobState, ended_reason, failure_row, job_states
+from dlbench.sweep.slurm_options import SlurmOptions
+from dlbench.sweep.study import label as values_label
+
+MAX_REQUEUES = 3  # time limits or preemptions one trial may requeue after (submitit's max_num_timeout)
+NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
+
+
+class SlurmTrial(submitit.helpers.Checkpointable):
+    """One trial as a Slurm job's callable (pickled by submitit; this class is imported on the node)."""
+
+    def __init__(self, config, cache_dir: str, data_dir: str | None, force: bool = False):
+        self.config = config
+        self.cache_dir = cache_dir
+        self.data_dir = data_dir
+        self.force = force
+
+    def __call__(self) -> dict:
+        from dlbench.sweep.trial import run_trial
+
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+        if cpus and cpus.isdigit():  # the job's share of the node, not the node's cores
+            import torch
+
+            torch.set_num_threads(int(cpus))
+        try:
+            return run_trial(self.config, self.cache_dir, self.data_dir, force=self.force)
+        except DlbenchError as exc:  # a refused trial (no GPU on the node, data missing): a row, not a crash
+            return {"error": str(exc)}
+
+    def checkpoint(self, *args, **kwargs):
+        """Requeue the same trial; it resumes from the engine's last epoch checkpoint (never from scratch)."""
+        return submitit.helpers.DelayedSubmission(
+            SlurmTrial(self.config, self.cache_dir, self.data_dir, force=False)
+        )
+
+
+@dataclass
+class TrialState:
+    """What the live view shows of one trial: pending, queued, running, cached, done or failed, and where."""
+
+    state: str
+    detail: str = ""
+
+
+OnChange = Callable[[int, str, TrialState, SweepCounts], None]
+
+
+def node_local_warnings(folders: dict[str, Path], nodes: int | None = None) -> list[str]:
+    """One line per folder the jobs need that may live on this node only (``/tmp`` and the like), when the
+    cluster has more than one node; a one-node cluster sees its own ``/tmp``."""
+    nodes = cluster_nodes() if nodes is None else nodes
+    if nodes <= 1:
+        return []
+    lines = []
+    for what, folder in folders.items():
+        path = str(Path(folder).resolve())
+        if any(path == p or path.startswith(p + "/") for p in NODE_LOCAL):
+            lines.append(
+                f"the {what} {path} may be local to this machine, and this cluster has {nodes} nodes: "
+                f"jobs on other nodes would not see it; use a shared folder (--{what.split()[0]}-dir)"
+            )
+    return lines
+
+
+def cluster_nodes() -> int:
+    """How many nodes the cluster has (0 when sinfo cannot say)."""
+    try:
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return len(set(out.stdout.split()))
+
+
+def check_slurm() -> None:
+    """Refuse at once, in one line, where there is no Slurm to submit to."""
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise UsageError(
+            "--executor slurm needs Slurm's commands (sbatch, sacct) on this machine; run on a login node "
+            "of your cluster, or use --executor local"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise UsageError("sinfo did not answer within 30 s: is the Slurm controller up?") from None
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+        raise UsageError(f"Slurm does not answer ({why}); check that the controller is up (sinfo)")
+
+
+def _poll_seconds() -> float:
+    try:
+        return max(0.05, float(os.environ.get("DLBENCH_SLURM_POLL", "5")))
+    except ValueError:
+        return 5.0
+
+
+def run_slurm(
+    plan: SweepPlan,
+    store: Store,
+    options: SlurmOptions,
+    *,
+    data_dir: Path | None = None,
+    force: bool = False,
+    fail_fast: bool = False,
+    detach: bool = False,
+    on_change: OnChange | None = None,
+    command: str = "",
+    replace: bool = False,
+) -> tuple[SweepCounts, int]:
+    """Submit every trial the cache lacks (and no live job of this study runs), then follow them to the end.
+
+    Returns (counts with the rows of the trials that ended, in the plan's order; jobs submitted now). With
+    ``detach`` it returns right after submitting: the rows are then those of the cached trials.
+
+    Raises:
+        TrialFailed: ``fail_fast`` and a trial failed (the study's other jobs are cancelled).
+        UsageError: sbatch refused the jobs (a bad partition, say), or ``--name`` holds another study.
+    """
+    study = open_study(plan, store, command, replace)
+    counts = SweepCounts(len(plan.trials))
+    rows: dict[int, dict] = {}
+    labels = [
+        values_label(t.values) + (f" (seed {t.repeat})" if plan.repeats > 1 else "") for t in plan.trials
+    ]
+    follow = _Follow(store, plan.name, labels, counts, rows, on_change, fail_fast)
+    jobs = store.jobs(plan.name)
+    live = _live_jobs(jobs)
+    todo = []
+    for k, trial in enumerate(plan.trials):
+        key = trial.config.key
+        if not force and store.has(key):
+            follow.finish(k, key, store.get(key), cached=True)
+        elif key in live and not force:
+            follow.watch(k, key)  # a job of an earlier (detached) command still runs it
+        else:
+            todo.append(k)
+            follow.show(k, TrialState("pending", "not submitted yet"))
+    submitted = _submit(plan, store, options, todo, labels, data_dir, force, follow)
+    if not detach:
+        try:
+            follow.run()
+        except TrialFailed:
+            cancel_jobs(store, plan.name)
+            raise
+        counts.rows = [rows[k] for k in sorted(rows)]
+    store.save_sweep(study)  # again: a concurrent sweep of the same name may have replaced it meanwhile
+    return counts, submitted
+
+
+def _live_jobs(jobs: dict[str, dict]) -> set[str]:
+    """Keys of the recorded trials whose job is still queued or running."""
+    ids = {r["job_id"]: key for key, r in jobs.items() if not r.get("failure")}
+    states = job_states(list(ids))
+    return {ids[j] for j, s in states.items() if s.queued or s.running}
+
+
+def _submit(plan, store, options, todo, labels, data_dir, force, follow) -> int:
+    """Submit one job per trial (or one job array), recording each job before the next is submitted."""
+    if not todo:
+        return 0
+    cache = str(store.root.resolve())
+    data = str(Path(data_dir).resolve()) if data_dir is not None else None
+    params = options.executor_parameters()
+    calls = [(k, SlurmTrial(plan.trials[k].config, cache, data, force)) for k in todo]
+    store.check_writable()
+    jobs = store.jobs(plan.name)
+    try:
+        if options.array_parallelism:
+            folder = store.jobs_dir(plan.name) / "arrays"
+            executor = _executor(folder, params, f"dlbench:{plan.name}")
+            with executor.batch():
+                pending = [(k, executor.submit(call)) for k, call in calls]
+            submitted = [(k, job, folder) for k, job in pending]
+        else:
+            submitted = []
+            for k, call in calls:
+                folder = store.job_log_dir(plan.name, labels[k], call.config.key)
+                executor = _executor(folder, params, f"dlbench:{plan.name}:{labels[k]}")
+                submitted.append((k, executor.submit(call), folder))
+                _record(jobs, plan, labels, *submitted[-1])
+                store.save_jobs(plan.name, jobs)  # a killed submitter still knows what it submitted
+    except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError, OSError) as exc:
+        raise UsageError(_sbatch_refusal(exc)) from None
+    for entry in submitted:
+        _record(jobs, plan, labels, *entry)
+        follow.watch(entry[0], plan.trials[entry[0]].config.key)
+    store.save_jobs(plan.name, jobs)
+    return len(submitted)
+
+
+def _executor(folder: Path, params: dict, name: str):
+    executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
+    executor.update_parameters(**params, job_name=name)
+    return executor
+
+
+def _record(jobs: dict, plan, labels, k: int, job, folder: Path) -> None:
+    config = plan.trials[k].config
+    jobs[config.key] = {
+        "job_id": str(job.job_id),
+        "log_dir": str(folder),
+        "label": labels[k],
+        "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "config": config.canonical_json(),
+    }
+
+
+def _sbatch_refusal(exc: Exception) -> str:
+    text = getattr(exc, "stderr", None) or getattr(exc, "output", None) or str(exc)
+    text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    why = next(
+        (line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else str(exc)
+    )
+    return (
+        f"sbatch refused the job: {why.removeprefix('sbatch: error: ')}; check --slurm-partition, "
+        "--slurm-time, --slurm-mem, --slurm-cpus and --slurm-gpus against `sinfo`"
+    )
+
+
+class _Follow:
+    """Follows a study's jobs until each trial is stored or failed, telling ``on_change`` of every change."""
+
+    def __init__(self, store: Store, name: str, labels, counts, rows, on_change, fail_fast):
+        self.store, self.name, self.labels = store, name, labels
+        self.counts, self.rows, self.on_change, self.fail_fast = counts, rows, on_change, fail_fast
+        self.outstanding: dict[int, str] = {}  # trial index -> run key
+        self.shown: dict[int, TrialState] = {}
+
+    def show(self, k: int, state: TrialState) -> None:
+        if self.shown.get(k) != state:
+            self.shown[k] = state
+            if self.on_change:
+                self.on_change(k, self.labels[k], state, self.counts)
+
+    def watch(self, k: int, key: str) -> None:
+        self.outstanding[k] = key
+
+    def finish(self, k: int, key: str, row: dict, cached: bool) -> None:
+        self.outstanding.pop(k, None)
+        self.rows[k] = row
+        ok = row["status"] == "ok"
+        detail = "" if ok else f"{row['status']}: {row['message']}"
+        self.show(k, TrialState("cached" if cached else "done" if ok else "failed", detail))
+        self.counts.add(k, row, cached, self.fail_fast)
+
+    def run(self) -> None:
+        poll = _poll_seconds()
+        while self.outstanding:
+            self.step()
+            if self.outstanding:
+                time.sleep(poll)
+
+    def step(self) -> None:
+        """One look at every outstanding trial: stored, still queued or running, or ended without its run."""
+        jobs = self.store.jobs(self.name)
+        ids = {k: jobs[key]["job_id"] for k, key in self.outstanding.items() if key in jobs}
+        states = job_states(sorted(set(ids.values())))
+        failed = False
+        for k, key in sorted(self.outstanding.items()):
+            if self.store.has(key):
+                self.finish(k, key, self.store.get(key), cached=False)
+            elif k not in ids:  # its record was lost (a concurrent sweep rewrote it): wait for the cache
+                self.show(k, TrialState("queued", "job unknown"))
+            else:
+                failed |= self._look(k, key, jobs[key], states[ids[k]])
+        if failed:
+            self.store.save_jobs(self.name, jobs)
+
+    def _look(self, k: int, key: str, record: dict, state: JobState) -> bool:
+        job = record["job_id"]
+        if state.queued:
+            self.show(k, TrialState("queued", f"job {job}"))
+        elif state.running:
+            self.show(k, TrialState("running", f"on {state.nodes or '?'}, job {job}"))
+        elif self.store.has(key):  # stored between the two looks
+            self.finish(k, key, self.store.get(key), cached=False)
+        else:
+            status, message = ended_reason(record, state)
+            record["failure"] = [status, message]
+            self.finish(k, key, failure_row(record["config"], key, status, message), cached=False)
+            return True
+        return False
+
+
+def follow_study(
+    store: Store, study, on_change: OnChange | None = None, wait: bool = True
+) -> tuple[SweepCounts, list[int]]:
+    """Follow the recorded jobs of a saved study (``dlbench status``) until each is stored or failed (or look
+    once, ``wait`` False).
+
+    Returns the counts (rows of the trials that ended, in the study's order) and the indices of the trials
+    neither stored nor recorded as submitted (nothing will bring them: run the sweep command).
+    """
+    counts = SweepCounts(len(study.trials))
+    rows: dict[int, dict] = {}
+    labels = [study.label(t.values, t.repeat) for t in study.trials]
+    follow = _Follow(store, study.name, labels, counts, rows, on_change, False)
+    jobs = store.jobs(study.name)
+    missing = []
+    for k, trial in enumerate(study.trials):
+        record = jobs.get(trial.key)
+        if store.has(trial.key):
+            follow.finish(k, trial.key, store.get(trial.key), cached=True)
+        elif record and record.get("failure"):
+            follow.finish(k, trial.key, failure_row(record["config"], trial.key, *record["failure"]), False)
+        elif record:
+            follow.watch(k, trial.key)
+        else:
+            missing.append(k)
+            follow.show(k, TrialState("pending", "not submitted"))
+    if wait:
+        follow.run()
+    else:
+        follow.step()
+    counts.rows = [rows[k] for k in sorted(rows)]
+    return counts, missing
+
+
+def cancel_jobs(store: Store, name: str) -> list[str]:
+    """Cancel the study's queued and running jobs (``scancel``); returns their ids. Their trials keep the
+    epochs they finished (checkpoints), and a rerun resubmits them."""
+    jobs = store.jobs(name)
+    ids = {r["job_id"] for r in jobs.values() if not r.get("failure")}
+    live = sorted(j for j, s in job_states(sorted(ids)).items() if s.queued or s.running)
+    if live:
+        subprocess.run(["scancel", *live], capture_output=True, timeout=60)
+    return live
