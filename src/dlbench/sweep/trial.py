@@ -11,8 +11,9 @@ several processes sharing one cache never train the same run at the same time. A
 resumed from (damaged, unsafe, or not fitting the model) is moved to quarantine with a one-line warning and the
 run starts over.
 
-Test hook: ``DLBENCH_TRAIN_LOG=<file>`` appends ``<pid> <key> start|end|busy|lost <time>`` lines to that file,
-to count trainings across processes.
+Test hook: ``DLBENCH_TRAIN_LOG=<file>`` appends ``<pid> <key> <event> <time>`` lines to that file, to count
+trainings across processes: start, end, busy, lost, ``resumed-N`` (started after epoch N's checkpoint) and
+``epoch-N`` (epoch N finished, after its checkpoint).
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ def run_trial_here(
             def guarded(event: str, _claim=claim, **kw) -> None:
                 if event == "epoch":  # after the epoch's checkpoint: stop if our claim was taken over
                     _claim.check()
+                    log_event(key, f"epoch-{kw['epoch']}")
+                elif event == "start" and kw.get("resumed"):
+                    log_event(key, f"resumed-{kw['start_epoch']}")
                 if callback is not None:
                     callback(event, **kw)
 
