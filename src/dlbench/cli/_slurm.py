@@ -88,9 +88,9 @@ class StudyView:
         self.plain = (not err.is_terminal) if plain is None else plain
         self.states: dict[int, tuple[str, object]] = {}
         self.started = time.monotonic()
-        self.live = (
-            None if self.plain else Live(self._table(), console=err, refresh_per_second=4, transient=True)
-        )
+        self.live = None
+        if not self.plain:  # redrawn from the states at each refresh, so the elapsed time moves on too
+            self.live = Live(get_renderable=self._table, console=err, refresh_per_second=2, transient=True)
 
     def __enter__(self):
         if self.live:
@@ -103,10 +103,7 @@ class StudyView:
 
     def change(self, k: int, label: str, state, counts) -> None:
         self.states[k] = (label, state)
-        self.counts = counts
-        if self.live:
-            self.live.update(self._table())
-        else:
+        if not self.live:
             detail = f" ({state.detail})" if state.detail else ""
             err.print(
                 f"trial {k + 1}/{self.total} {label}: {state.state}{detail}", markup=False, highlight=False

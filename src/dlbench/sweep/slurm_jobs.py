@@ -127,7 +127,7 @@ def log_tail(log_dir: str | Path, job_id: str, lines: int = LOG_LINES) -> list[s
         except OSError:
             continue
         kept = [line.rstrip() for line in text.splitlines() if line.strip()]
-        kept = [line for line in kept if "submitit INFO" not in line] or kept  # the launcher's own chatter
+        kept = [line for line in kept if not line.startswith("submitit ")] or kept  # the launcher's chatter
         if kept:
             return kept[-lines:]
     return []
