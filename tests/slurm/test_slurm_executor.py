@@ -154,3 +154,18 @@ def test_a_job_told_its_time_is_up_requeues_and_resumes_from_its_checkpoint(slur
         ["sacct", "-n", "-P", "-D", "-X", "-j", job, "-o", "State"], capture_output=True, text=True
     )
     assert "REQUEUED" in sacct.stdout.split(), sacct.stdout
+
+
+def test_a_job_array_runs_the_trials_at_most_n_at_once(slurm_cluster, tmp_path):
+    log, cache = tmp_path / "train.log", tmp_path / "cache"
+    sweep = [*SWEEP[:2], "0.05,0.1", *SWEEP[3:], *SLURM, "--slurm-array-parallelism", "1"]
+    rows = _table(_dlbench(sweep, _env(cache, tmp_path, log)))
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    jobs = _jobs(cache, "lr-mlp-shapes")
+    ids = sorted(j["job_id"] for j in jobs.values())
+    array = ids[0].split("_")[0]
+    assert ids == [f"{array}_0", f"{array}_1"]  # one array of two tasks
+    lines = log.read_text().splitlines()
+    starts = [float(line.split()[3]) for line in lines if line.split()[2] == "start"]
+    ends = [float(line.split()[3]) for line in lines if line.split()[2] == "end"]
+    assert max(starts) >= min(ends)  # the second task started after the first ended (parallelism 1)
