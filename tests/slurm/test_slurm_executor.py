@@ -95,9 +95,9 @@ def test_a_slurm_sweep_gives_the_inline_table_and_a_rerun_submits_nothing(slurm_
 
 
 def test_a_cancelled_job_is_a_failed_row_and_the_rerun_trains_each_trial_once(slurm_cluster, tmp_path):
-    # A cnn for 25 epochs: long enough to be cancelled mid-training (a cancelled job runs on for Slurm's
+    # A cnn for 12 epochs: long enough to be cancelled mid-training (a cancelled job runs on for Slurm's
     # KillWait, as submitit leaves SIGTERM to the end of a preempted job).
-    sweep = ["sweep", "lr", "0.05,0.1", "--model", "cnn", "--dataset", "shapes", *TINY, "--epochs", "25"]
+    sweep = ["sweep", "lr", "0.05,0.1", "--model", "cnn", "--dataset", "shapes", *TINY, "--epochs", "12"]
     sweep += ["--no-figures", "--format", "json"]
     name = "lr-cnn-shapes"
     log, cache = tmp_path / "train.log", tmp_path / "cache"
