@@ -148,7 +148,7 @@ def test_job_states_come_from_sacct_and_squeue_where_there_is_no_accounting(monk
         calls.append(command[0])
         if command[0] == "sacct":
             return subprocess.CompletedProcess(command, 1, "", "accounting storage is disabled")
-        return subprocess.CompletedProcess(command, 0, "5|RUNNING|node3\n", "")
+        return subprocess.CompletedProcess(command, 0, "5|RUNNING|node3|None\n", "")
 
     monkeypatch.setattr(slurm_jobs.subprocess, "run", fake_run)
     states = slurm_jobs.job_states(["5", "6"])
@@ -157,11 +157,13 @@ def test_job_states_come_from_sacct_and_squeue_where_there_is_no_accounting(monk
     assert states["5"].running and not states["6"].queued
 
     def sacct(command, **kw):
-        return subprocess.CompletedProcess(command, 0, "5|CANCELLED by 0|node3\n6_1|PENDING|\n", "")
+        return subprocess.CompletedProcess(
+            command, 0, "5|CANCELLED by 0|node3|None\n6_1|PENDING|None assigned|Resources\n", ""
+        )
 
     monkeypatch.setattr(slurm_jobs.subprocess, "run", sacct)
     assert slurm_jobs.job_states(["5", "6_1", "9"]) == {
         "5": JobState("CANCELLED", "node3"),
-        "6_1": JobState("PENDING", ""),
+        "6_1": JobState("PENDING", "None assigned", "Resources"),
         "9": JobState("UNKNOWN"),
     }

@@ -299,8 +299,9 @@ class _Follow:
 
     def _look(self, k: int, key: str, record: dict, state: JobState) -> bool:
         job = record["job_id"]
-        if state.queued:
-            self.show(k, TrialState("queued", f"job {job}"))
+        if state.queued:  # with Slurm's reason: PartitionConfig says the job asks more than the partition has
+            why = f", waiting: {state.reason}" if state.reason else ""
+            self.show(k, TrialState("queued", f"job {job}{why}"))
         elif state.running:
             self.show(k, TrialState("running", f"on {state.nodes or '?'}, job {job}"))
         elif self.store.has(key):  # stored between the two looks

@@ -37,10 +37,12 @@ LOG_LINES = 6
 
 @dataclass(frozen=True)
 class JobState:
-    """One job as Slurm sees it: its state word (``PENDING``, ``RUNNING``, ``CANCELLED``...) and its nodes."""
+    """One job as Slurm sees it: its state word (``PENDING``, ``RUNNING``, ``CANCELLED``...), its nodes, and why
+    it waits (``Resources``, ``Priority``, ``PartitionConfig``: more than the partition can ever give)."""
 
     state: str
     nodes: str = ""
+    reason: str = ""
 
     @property
     def queued(self) -> bool:
@@ -63,7 +65,7 @@ def job_states(job_ids: list[str]) -> dict[str, JobState]:
 
 def _sacct(job_ids: list[str]) -> dict[str, JobState] | None:
     """States from accounting (None when sacct cannot answer: no accounting on this cluster)."""
-    command = ["sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList"]
+    command = ["sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList,Reason"]
     for job in sorted({j.split("_")[0] for j in job_ids}):
         command += ["-j", job]
     try:
@@ -75,14 +77,15 @@ def _sacct(job_ids: list[str]) -> dict[str, JobState] | None:
     out: dict[str, JobState] = {}
     for line in done.stdout.splitlines():
         parts = line.split("|")
-        if len(parts) >= 3:  # "CANCELLED by 0": the first word is the state
-            out[parts[0]] = JobState(parts[1].split()[0] if parts[1].strip() else "UNKNOWN", parts[2])
+        if len(parts) >= 4:  # "CANCELLED by 0": the first word is the state
+            state = parts[1].split()[0] if parts[1].strip() else "UNKNOWN"
+            out[parts[0]] = JobState(state, parts[2], _reason(parts[3]))
     return out
 
 
 def _squeue(job_ids: list[str]) -> dict[str, JobState]:
     """Live jobs only; a job squeue no longer lists is ``ENDED`` (judged by its result file)."""
-    command = ["squeue", "-h", "-o", "%i|%T|%N", "-j", ",".join(sorted(set(job_ids)))]
+    command = ["squeue", "-h", "-o", "%i|%T|%N|%r", "-j", ",".join(sorted(set(job_ids)))]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
@@ -90,9 +93,13 @@ def _squeue(job_ids: list[str]) -> dict[str, JobState]:
     live = {}
     for line in done.stdout.splitlines():
         parts = line.split("|")
-        if len(parts) >= 3:
-            live[parts[0]] = JobState(parts[1], parts[2])
+        if len(parts) >= 4:
+            live[parts[0]] = JobState(parts[1], parts[2], _reason(parts[3]))
     return {j: live.get(j, JobState("ENDED")) for j in job_ids}
+
+
+def _reason(text: str) -> str:
+    return "" if text.strip() in ("", "None", "(null)") else text.strip()
 
 
 def job_paths(log_dir: str | Path, job_id: str) -> dict[str, Path]:
