@@ -440,3 +440,30 @@ def test_the_figures_folder_keeps_the_report_s_own_name():
     assert figures_dir_for(Path("/x/Report.md")) == Path("/x/Report_files")
     long = figures_dir_for(Path("/x/" + "é" * 126 + ".md"))  # 252 bytes of stem: too long with _files
     assert len(long.name.encode()) <= 255 and long.name.endswith("_files")
+
+
+def test_trials_whose_slurm_job_failed_are_rows_of_the_report(tmp_path):
+    from dlbench.cache import Store
+
+    dirs = ["--cache-dir", tmp_path / "cache", "--data-dir", tmp_path / "data"]
+    args = ["sweep", "lr", "0.1,0.02", "--model", "mlp", "--set", "width=16", *TINY, "--no-figures"]
+    assert run_cli(*args, *dirs)[0] == 0
+    store = Store(tmp_path / "cache")
+    (study,) = store.sweeps()
+    lost = study["trials"][1]["key"]
+    config = store.get(lost)["config"]
+    store.remove(lost)  # as if its job had been cancelled before storing it
+    why = (
+        "its job was cancelled (scancel, or an administrator); job 17, log /x/17_0_log.err: *** CANCELLED ***"
+    )
+    store.save_jobs(
+        study["name"],
+        {lost: {"job_id": "17", "log_dir": "/x", "config": config, "failure": ["cancelled", why]}},
+    )
+    code, _, err = run_cli("report", "--out", tmp_path / "r.md", *dirs)
+    assert code == 0, err
+    text = (tmp_path / "r.md").read_text()
+    results = text.split("### Results")[1].split("###")[0]
+    assert "| 0.02 | - | - |" in results and "| cancelled |" in results and "| **0.1** ★ |" in results
+    assert "Trial lr=0.02: cancelled (its job was cancelled" in text and "17_0_log.err" in text
+    assert "2 trials of mlp" in text

@@ -37,10 +37,15 @@ class Selection:
 
 @dataclass
 class Chosen:
-    """One study in the report, with the summary of its trials that are in the report."""
+    """One study in the report, with the summary of its trials that are in the report.
+
+    ``table`` is the summary the Results table shows: with the trials whose Slurm job ended without storing
+    a run (their status, reason and log; not runs of the cache, so no figure draws them), else ``summary``.
+    """
 
     study: Study
     summary: Summary
+    table: Summary | None = None
 
 
 @dataclass
@@ -94,7 +99,7 @@ def collect(store, selection: Selection | None = None) -> Collected:
         if _wanted(study, sel):
             summary = study.summary(recent)
             if len(summary.trials):
-                chosen.append(Chosen(study, summary))
+                chosen.append(Chosen(study, summary, _with_job_failures(store, study, recent)))
     shown = _select_figures(figures, sel, since, {c.study.model for c in chosen})
     shown_counts = [] if sel.sweeps else [c for c in counts if since is None or str(c["created"]) >= since]
     if not chosen and not shown and not shown_counts:
@@ -112,6 +117,14 @@ def collect(store, selection: Selection | None = None) -> Collected:
         shown_counts,
         outside=len(set(runs["key"]) - in_studies) if len(runs) else 0,
     )
+
+
+def _with_job_failures(store, study: Study, runs: pd.DataFrame) -> Summary | None:
+    """The study's summary with the failed rows of its Slurm jobs (None when no job of it failed)."""
+    from dlbench.sweep.slurm_jobs import recorded_failures
+
+    failed = recorded_failures(store.jobs(study.name), set(runs["key"]) if len(runs) else set())
+    return study.summary(pd.concat([runs, pd.DataFrame(failed)], ignore_index=True)) if failed else None
 
 
 def recorded_figures(store) -> list[dict]:

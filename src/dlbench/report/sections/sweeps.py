@@ -37,15 +37,16 @@ FIGURE_TEXT = {  # figure name -> (heading, file-name suffix, alt text)
 def sweep_section(store, chosen: Chosen, runs: dict[str, dict], names: FileNames, data_dir, loaded) -> list:
     """The blocks of one study; ``loaded`` caches test images between studies on the same dataset."""
     study, summary = chosen.study, chosen.summary
+    table = chosen.table or summary  # with the trials whose cluster job failed
     blocks: list = [
         Heading(2, f"Sweep {study.name}: {study.model} on {study.dataset}"),
-        P(_intro(study, summary)),
+        P(_intro(study, table)),
     ]
     blocks += [Heading(3, "Swept"), _swept(study)]
     first = TrainConfig.from_json(runs[summary.trials["key"].iloc[0]]["config"])
     blocks += [Heading(3, "Held fixed"), _held_fixed(study, first)]
-    blocks += [Heading(3, "Results"), Table(summary.columns, summary.rows, summary.best)]
-    blocks += _best_and_worst(study, summary)
+    blocks += [Heading(3, "Results"), Table(table.columns, table.rows, table.best)]
+    blocks += _best_and_worst(study, table)
     drawing, pngs = draw_sweep(store, study, summary)
     for name, png in pngs.items():
         heading, suffix, alt = FIGURE_TEXT[name]
