@@ -167,3 +167,18 @@ def test_job_states_come_from_sacct_and_squeue_where_there_is_no_accounting(monk
         "6_1": JobState("PENDING", "None assigned", "Resources"),
         "9": JobState("UNKNOWN"),
     }
+
+
+def test_an_unknown_partition_is_refused_before_anything_is_submitted(tmp_path, monkeypatch, capsys):
+    sinfo = tmp_path / "sinfo"
+    sinfo.write_text("#!/bin/sh\necho 'debug*'\necho gpu\n")
+    sinfo.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))  # this sinfo, and no sbatch: nothing can be submitted
+    monkeypatch.setenv("DLBENCH_CONFIG", str(tmp_path / "none.toml"))
+    with pytest.raises(SystemExit) as exit_:
+        main([*SWEEP, "--executor", "slurm", "--slurm-partition", "nope", "--cache-dir", str(tmp_path / "c")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: --slurm-partition nope: this cluster has no such partition; it has: debug, gpu\n"
+    )
+    assert not (tmp_path / "c").exists()

@@ -177,7 +177,7 @@ class SlurmSetup:
                 "--device mps is an Apple GPU, which Slurm nodes do not have; use auto, cpu or cuda"
             )
         kind = "cpu" if device == "cpu" or not options.gpus else "cuda"
-        check_slurm()
+        check_slurm(options.partition)
         return cls(options, kind)
 
 

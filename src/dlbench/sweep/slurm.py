@@ -101,8 +101,8 @@ def cluster_nodes() -> int:
     return len(set(out.stdout.split()))
 
 
-def check_slurm() -> None:
-    """Refuse at once, in one line, where there is no Slurm to submit to."""
+def check_slurm(partition: str | None = None) -> None:
+    """Refuse at once, in one line, where there is no Slurm to submit to, or no such partition."""
     try:
         done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
@@ -115,6 +115,11 @@ def check_slurm() -> None:
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or ["no answer"])[-1]
         raise UsageError(f"Slurm does not answer ({why}); check that the controller is up (sinfo)")
+    known = [p.rstrip("*") for p in done.stdout.split()]  # the default partition is starred
+    if partition is not None and known and partition not in known:
+        raise UsageError(
+            f"--slurm-partition {partition}: this cluster has no such partition; it has: {', '.join(known)}"
+        )
 
 
 def _poll_seconds() -> float:
