@@ -33,7 +33,10 @@ class ClusterJobs(CacheRoot):
         """The folder of one trial's job files, named by the trial (its values) and its run key."""
         from dlbench.paths import safe_name
 
-        return self.jobs_dir(study) / f"{safe_name(label)}-{key[:12]}"
+        # "lr=0.1, width=16 (seed 1)" -> "lr=0.1-width=16-seed1": readable, and a verbatim safe name when the
+        # values are plain; the run key keeps two trials apart whatever their labels become
+        plain = label.replace(", ", "-").replace(" (seed ", "-seed").replace(")", "")
+        return self.jobs_dir(study) / f"{safe_name(plain)}-{key[:12]}"
 
     def jobs(self, study: str) -> dict[str, dict]:
         """The job record of ``study``: trial key -> {job_id, log_dir, label, submitted[, failure]}; {} if none.
