@@ -73,6 +73,14 @@ def model_counts(config: TrainConfig, info, prepared: Prepared) -> dict:
     }
 
 
+def uses_channels_last(memory_format: str, conv: bool, device: torch.device) -> bool:
+    """The resolved memory format; "auto" only in configs recorded before the option existed, which trained
+    convolutional models channels_last on CUDA."""
+    if memory_format == "auto":
+        return conv and device.type == "cuda"
+    return memory_format == "channels_last"
+
+
 def _device_data(data: ArrayDataset, device, opts, prepared: Prepared, channels_last: bool) -> DeviceData:
     inputs = prepared.inputs
     dd = DeviceData(
@@ -118,7 +126,7 @@ def train(
     prepared = prepare_model(spec, opts, data.info.input_shape, data.info.num_classes, config.model_settings)
     counts = model_counts(config, data.info, prepared)
     model = prepared.model
-    channels_last = spec.conv and device.type == "cuda"
+    channels_last = uses_channels_last(opts.memory_format, spec.conv, device)
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -154,6 +162,9 @@ def train(
     reset_peak_memory(device)
     stop, message = loop.run(state, save if checkpoint_path else None)
     run_summary = summary(state.epochs, counts, device, state.initial_val_acc)
+    run_summary.update(
+        precision="bf16" if bf16 else "fp32", memory_format="channels_last" if channels_last else "contiguous"
+    )
     if stop is Stop.OOM:  # free the device memory for the caller's next run
         state.model, state.optimizer = {}, {}
         del step, loop, optimizer, forward, model, prepared
