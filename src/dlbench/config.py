@@ -221,6 +221,8 @@ class TrainConfig:
         if opts["from_run"]:
             drop.add("weights")  # the source run's key identifies the weights; its path depends on the cache
         d["options"] = {k: v for k, v in opts.items() if k not in drop}
+        if self.options.train_subset and self.options.val_split:
+            d["val"] = "follows-subset"  # validation sized to the subset since 0.2: not 0.1.0's full split
         if self.model in LAST_K_REDEFINED and (finetune_blocks(self.options.finetune) or 0) >= 1:
             d["blocks"] = LAST_K_REDEFINED[self.model]  # last-K trains other blocks than 0.1.0 did: a new run
         return d
@@ -257,7 +259,7 @@ class TrainConfig:
                 f"the config of {who} is unreadable ({type(exc).__name__}); remove it with "
                 f"`dlbench runs rm {run or 'KEY'}` and train it again"
             ) from None
-        unknown = sorted((set(opts) - set(TRAIN_OPTION_NAMES)) | (top - {"schema", "blocks"}))
+        unknown = sorted((set(opts) - set(TRAIN_OPTION_NAMES)) | (top - {"schema", "blocks", "val"}))
         schema = d.get("schema", SCHEMA_VERSION)
         if unknown or not isinstance(schema, int) or schema > SCHEMA_VERSION:
             what = f"option {', '.join(unknown)}" if unknown else f"schema {schema}"

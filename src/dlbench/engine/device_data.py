@@ -21,6 +21,15 @@ from dlbench.data.transforms import InputTransform
 SPLIT_SEED = 0  # the validation split is the same for every training seed: repeats differ only in training
 EVAL_BATCH = 1024
 EVAL_PIXELS = EVAL_BATCH * 32 * 32  # evaluation batches of resized images hold about as many pixels
+INITIAL_VAL = 1000  # images for the accuracy before the first step of a run from scratch (chance level)
+
+
+def val_size(n_val: int, train_subset: int, val_split: float) -> int:
+    """Validation images for ``--train-subset``: the same fraction of what is used as ``val_split`` is of the
+    whole (5,000 training images at 0.1 validate on 556), drawn from the full split, at least one."""
+    if n_val == 0:
+        return 0
+    return max(1, min(n_val, round(train_subset * val_split / (1 - val_split))))
 
 
 def _seeded(seed: int, epoch: int, device) -> torch.Generator:
@@ -64,12 +73,17 @@ class DeviceData:
         n = data.train_x.shape[0]
         order = torch.randperm(n, generator=_seeded(SPLIT_SEED, 0, "cpu"))
         n_val = int(round(n * val_split))
-        val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
-        if train_subset:
+        train_idx = order[n_val:].sort().values
+        if train_subset and train_subset < len(train_idx):
             train_idx = train_idx[:train_subset]
+            n_val = val_size(n_val, train_subset, val_split)
         self.resident = self._fits(data, device)
         self.train = self._put(data.train_x, data.train_y, train_idx)
-        self.val = self._put(data.train_x, data.train_y, val_idx)
+        self.val = self._put(data.train_x, data.train_y, order[:n_val].sort().values)
+        # The untrained model's accuracy, on a random part of the validation split (chance level, from scratch)
+        self.initial_val = self._put(
+            data.train_x, data.train_y, order[: min(n_val, INITIAL_VAL)].sort().values
+        )
         test_idx = torch.arange(data.test_x.shape[0])
         self.test = self._put(data.test_x, data.test_y, test_idx)
         self.augment = augment

@@ -143,8 +143,10 @@ def train(
     state = ckpt.load_resume(checkpoint_path, config.key, opts.epochs, model, optimizer)
     resumed = state is not None
     if state is None:
-        # Validation accuracy before the first step ("epoch -1"): what the starting weights are worth here.
-        initial = step.evaluate(dd.val)[1] if len(dd.val) else math.nan
+        # Validation accuracy before the first step ("epoch -1"): what the starting weights are worth here;
+        # from scratch that is chance level, measured on a bounded part of the split.
+        split = dd.val if opts.init == "pretrained" else dd.initial_val
+        initial = step.evaluate(split)[1] if len(split) else math.nan
         state = TrainState(config.key, initial_val_acc=initial)
     cb(
         "start",
@@ -183,9 +185,8 @@ def _finish(state: TrainState, stop: Stop, message: str, run_summary: dict, step
         step.model.load_state_dict(best)  # early stopping: report the best-validation model
     predictions = None
     if stop.status == "ok":
-        test_loss, test_acc, (pred, conf) = step.evaluate(dd.test, predictions=True)
-        with Timer(device) as t_inf:
-            step.evaluate(dd.val if len(dd.val) else dd.test)
+        with Timer(device) as t_inf:  # inference time: the test pass, which is done anyway
+            test_loss, test_acc, (pred, conf) = step.evaluate(dd.test, predictions=True)
         predictions = {
             "index": dd.test.index.tolist(),
             "label": dd.test.y.cpu().tolist(),
