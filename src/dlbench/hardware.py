@@ -6,11 +6,16 @@ core); elsewhere bf16 is emulated and slower than fp32. ``--memory-format auto``
 channels_last on an x86 CPU with AVX2 or AVX-512, where oneDNN has NHWC convolution kernels (cnn 1.45x, resnet18
 1.2x in fp32 on Zen 4). Linux: the flags of ``/proc/cpuinfo``; elsewhere torch's own CPU feature queries, when
 this torch has them. Torch-free on Linux.
+
+``accelerator_possible`` lets ``--device auto`` resolve to the CPU without importing torch (about 2 s) where
+no GPU can be reached: a run answered from the cache then never loads torch.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+from pathlib import Path
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 NHWC_FLAGS = ("avx2", "avx512f")
@@ -60,3 +65,12 @@ def nhwc_convolutions() -> bool:
 def cpu_precision() -> str:
     """What ``--precision auto`` resolves to on this CPU: bf16 where native, else fp32."""
     return "bf16" if native_bf16() else "fp32"
+
+
+def accelerator_possible() -> bool:
+    """False only where torch cannot see a GPU: Linux without the device nodes every GPU stack needs (NVIDIA's
+    ``/dev/nvidia*``, ROCm's ``/dev/kfd``, WSL's ``/dev/dxg``). Elsewhere (macOS has MPS) ask torch."""
+    if sys.platform != "linux":
+        return True
+    dev = Path("/dev")
+    return any(dev.glob("nvidia*")) or (dev / "kfd").exists() or (dev / "dxg").exists()

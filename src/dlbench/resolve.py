@@ -28,7 +28,9 @@ from dlbench.settings import format_value
 
 
 def resolve_device_kind(device: str) -> str:
-    """auto -> cuda if available, else mps, else cpu. Imports torch."""
+    """auto -> cuda if available, else mps, else cpu. Imports torch unless no GPU can exist here."""
+    if device == "cpu" or (device == "auto" and not hardware.accelerator_possible()):
+        return "cpu"
     import torch
 
     if device == "auto":
