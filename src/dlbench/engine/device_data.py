@@ -132,11 +132,11 @@ class DeviceData:
             g_aug = torch.Generator(device=self.device)
             g_aug.manual_seed(seed * 100_003 + epoch + 1)
         for i in range(0, len(perm), batch_size):
-            idx = perm[i : i + batch_size]
-            xb = self.transform.to_float(self.train.x[idx])
+            idx = perm[i : i + batch_size]  # index_select: ~20x faster than x[idx] for uint8 on the CPU
+            xb = self.transform.to_float(self.train.x.index_select(0, idx))
             if self.augment:
                 xb = self._crop_flip(xb, g_aug)
-            yield self.transform.fit(xb), self.train.y[idx].to(self.device, non_blocking=True)
+            yield self.transform.fit(xb), self.train.y.index_select(0, idx).to(self.device, non_blocking=True)
 
     def eval_batches(self, split: Split):
         n = self.eval_batch
@@ -156,6 +156,9 @@ class DeviceData:
         rows = dy[:, None] + torch.arange(h, device=x.device)  # (B, H)
         cols = dx[:, None] + torch.arange(w, device=x.device)  # (B, W)
         cols = torch.where(flip[:, None], cols.flip(1), cols)
-        bidx = torch.arange(b, device=x.device)[:, None, None]
-        out = padded.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-        return out.permute(0, 3, 1, 2).contiguous(memory_format=self.memory_format)
+        # One gather over each image's flattened padded plane (the same pixels as indexing by (row, col), 2-5x
+        # faster on the CPU than advanced indexing).
+        wp = w + 2 * pad
+        flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+        out = padded.reshape(b, c, -1).gather(2, flat).view(b, c, h, w)
+        return out.contiguous(memory_format=self.memory_format)
