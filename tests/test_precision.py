@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from conftest import TINY
 from dlbench import hardware
 from dlbench.config import TrainConfig
 from dlbench.resolve import reproduce_command, resolve_config
@@ -16,6 +15,7 @@ SAPPHIRE_RAPIDS = frozenset({"avx2", "avx512f", "amx_tile", "amx_bf16"})
 SKYLAKE = frozenset({"avx2", "avx512f"})  # AVX-512 without bf16: bf16 would be emulated
 OLD_X86 = frozenset({"sse4_2"})  # no AVX2: no NHWC convolution kernels
 DATA = {"train_size": 64}
+TINY = ["--dataset-opt", "train_size=1200", "--dataset-opt", "test_size=300"]
 
 
 @pytest.fixture
