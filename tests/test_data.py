@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from dlbench.data import checksums, file_checks, get_dataset, list_datasets
+from dlbench.data import checksums, file_checks, get_dataset, list_datasets, shapes_render
 from dlbench.data import shapes as shapes_mod
 from dlbench.data import torchvision_sets as tvs
 from dlbench.errors import DatasetError, InvalidSettingError, UnknownNameError, UsageError
@@ -91,7 +91,7 @@ def test_shapes_second_load_hits_file_cache(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("regenerated instead of reading the cache")
 
-    monkeypatch.setattr(shapes_mod, "generate", boom)
+    monkeypatch.setattr(shapes_render, "generate", boom)
     second = get_dataset("shapes").load(tmp_path, SMALL)
     assert torch.equal(first.train_x, second.train_x)
 

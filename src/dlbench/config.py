@@ -29,6 +29,7 @@ MAX_BATCH = 1 << 20
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 PRECISIONS = ("auto", "fp32", "bf16")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 INITS = ("scratch", "pretrained")
 # The `transfer` shorthand (and sweep axis): each name stands for one (init, finetune) pair.
 TRANSFER_MODES = {
@@ -68,7 +69,8 @@ class TrainOptions:
     normalize: bool = True
     augment: bool = False  # random crop (pad 4) and horizontal flip, on the device
     seed: int = 0
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
+    precision: str = "auto"  # auto: bf16 autocast on CUDA and on CPUs with native bf16, fp32 elsewhere
+    memory_format: str = "auto"  # auto: channels_last for convolutional models on CUDA and AVX2+ CPUs
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     compile: bool = False
     init: str = "scratch"  # scratch | pretrained (torchvision's weights, or --weights / --from-run)
@@ -92,6 +94,10 @@ class TrainOptions:
             f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'",
         )
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}")
+        need(
+            self.memory_format in MEMORY_FORMATS,
+            f"memory-format must be one of {', '.join(MEMORY_FORMATS)}, got '{self.memory_format}'",
+        )
         floats = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(f.default, float)}
         for name, value in floats.items():  # values given in Python, not parsed from the command line
             need(math.isfinite(value), f"{name.replace('_', '-')} must be a finite number, got {value}")
@@ -210,9 +216,13 @@ class TrainConfig:
             "transfer",
         }  # the device kind is what counts; transfer is a label of (init, finetune)
         drop |= {k for k in TRANSFER_OPTIONS if opts[k] == defaults[k]}  # keep the keys of older runs
+        if _legacy_memory_format(opts["memory_format"], self.device_kind):
+            drop.add("memory_format")  # what every run made before the option existed used: the same key
         if opts["from_run"]:
             drop.add("weights")  # the source run's key identifies the weights; its path depends on the cache
         d["options"] = {k: v for k, v in opts.items() if k not in drop}
+        if self.options.train_subset and self.options.val_split:
+            d["val"] = "follows-subset"  # validation sized to the subset since 0.2: not 0.1.0's full split
         if self.model in LAST_K_REDEFINED and (finetune_blocks(self.options.finetune) or 0) >= 1:
             d["blocks"] = LAST_K_REDEFINED[self.model]  # last-K trains other blocks than 0.1.0 did: a new run
         return d
@@ -249,7 +259,7 @@ class TrainConfig:
                 f"the config of {who} is unreadable ({type(exc).__name__}); remove it with "
                 f"`dlbench runs rm {run or 'KEY'}` and train it again"
             ) from None
-        unknown = sorted((set(opts) - set(TRAIN_OPTION_NAMES)) | (top - {"schema", "blocks"}))
+        unknown = sorted((set(opts) - set(TRAIN_OPTION_NAMES)) | (top - {"schema", "blocks", "val"}))
         schema = d.get("schema", SCHEMA_VERSION)
         if unknown or not isinstance(schema, int) or schema > SCHEMA_VERSION:
             what = f"option {', '.join(unknown)}" if unknown else f"schema {schema}"
@@ -258,6 +268,9 @@ class TrainConfig:
                 "to read it, or use another --cache-dir"
             )
         opts["transfer"] = transfer_label(opts.get("init", "scratch"), opts.get("finetune", "full"))
+        # Recorded before the option existed: contiguous off CUDA; on CUDA the engine chose (channels_last for
+        # convolutional models), which "auto" still means.
+        opts.setdefault("memory_format", "auto" if d["device_kind"] == "cuda" else "contiguous")
         return cls(
             model=d["model"],
             dataset=d["dataset"],
@@ -267,6 +280,13 @@ class TrainConfig:
             device_kind=d["device_kind"],
             schema=schema,
         )
+
+
+def _legacy_memory_format(memory_format: str, device_kind: str) -> bool:
+    """True for the memory format runs recorded before ``memory_format`` was an option (their keys omit it):
+    contiguous off CUDA; on CUDA, "auto" (the engine's choice then and now). A resolved CUDA config always
+    names its format, so its key never meets an old run that may have used the other one."""
+    return memory_format == "auto" or (memory_format == "contiguous" and device_kind != "cuda")
 
 
 def _jsonable(settings: dict) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from dlbench import hardware
 from dlbench.commandline import CommandLine
 from dlbench.config import (
     TRAIN_OPTION_NAMES,
@@ -27,7 +28,9 @@ from dlbench.settings import format_value
 
 
 def resolve_device_kind(device: str) -> str:
-    """auto -> cuda if available, else mps, else cpu. Imports torch."""
+    """auto -> cuda if available, else mps, else cpu. Imports torch unless no GPU can exist here."""
+    if device == "cpu" or (device == "auto" and not hardware.accelerator_possible()):
+        return "cpu"
     import torch
 
     if device == "auto":
@@ -49,6 +52,21 @@ def resolve_device_kind(device: str) -> str:
     return kind
 
 
+def auto_precision(device_kind: str) -> str:
+    """What ``--precision auto`` means on this device: bf16 autocast on CUDA and on a CPU with native bf16
+    (:func:`dlbench.hardware.native_bf16`), fp32 elsewhere (MPS, CPUs that would emulate bf16)."""
+    if device_kind == "cuda":
+        return "bf16"
+    return hardware.cpu_precision() if device_kind == "cpu" else "fp32"
+
+
+def auto_memory_format(device_kind: str, conv: bool) -> str:
+    """What ``--memory-format auto`` means: channels_last for a convolutional model on CUDA and on an AVX2+
+    CPU (oneDNN's NHWC convolutions), contiguous otherwise."""
+    fast = device_kind == "cuda" or (device_kind == "cpu" and hardware.nhwc_convolutions())
+    return "channels_last" if conv and fast else "contiguous"
+
+
 def resolve_config(
     model: str,
     dataset: str,
@@ -65,10 +83,12 @@ def resolve_config(
     ds = get_dataset(dataset)
     opts = options if isinstance(options, TrainOptions) else make_options(options)
     kind = device_kind or resolve_device_kind(opts.device)
-    precision = opts.precision
-    if precision == "auto":
-        precision = "bf16" if kind == "cuda" else "fp32"
-    opts = _resolve_transfer(dataclasses.replace(opts, precision=precision), spec)
+    precision = auto_precision(kind) if opts.precision == "auto" else opts.precision
+    memory_format = opts.memory_format
+    if memory_format == "auto":
+        memory_format = auto_memory_format(kind, spec.conv)
+    opts = dataclasses.replace(opts, precision=precision, memory_format=memory_format)
+    opts = _resolve_transfer(opts, spec)
     return TrainConfig(
         model=spec.name,
         dataset=ds.name,
@@ -139,10 +159,13 @@ def reproduce_command(config: TrainConfig) -> str:
         if data_defaults.get(k) != v:
             cmd.opt("--dataset-opt", f"{k}={format_value(v)}")
     defaults = train_option_defaults()
-    auto_precision = "bf16" if config.device_kind == "cuda" else "fp32"
+    auto = {
+        "precision": auto_precision(config.device_kind),
+        "memory_format": auto_memory_format(config.device_kind, get_model_spec(config.model).conv),
+    }
     for k in TRAIN_OPTION_NAMES:
         v = getattr(config.options, k)
-        if v == defaults[k] or k in ("device", "transfer") or (k == "precision" and v == auto_precision):
+        if v == defaults[k] or k in ("device", "transfer") or auto.get(k) == v:
             continue
         if (k == "weights" and config.options.from_run) or (k == "init" and config.options.weights):
             continue  # --from-run resolves to its weights path; --weights implies --init pretrained

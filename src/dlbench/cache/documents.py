@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from dlbench.atomic import write_text
 from dlbench.cache import counts as _counts
 from dlbench.cache import figures as _figures
 from dlbench.cache.root import CacheRoot, CacheWarning
 from dlbench.errors import CacheError
+
+if TYPE_CHECKING:  # pandas is imported where a table is read or written (about 0.6 s)
+    import pandas as pd
 
 
 class Documents(CacheRoot):

@@ -20,10 +20,12 @@ import contextlib
 import json
 import time
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from dlbench.atomic import write_atomic
+
+if TYPE_CHECKING:  # pandas is imported where a table is read or written (about 0.6 s)
+    import pandas as pd
 
 KINDS = ("kernels", "feature-maps", "equivariance")
 COLUMNS = ("kind", "path", "title", "command", "created", "meta")
@@ -48,6 +50,8 @@ def locked(folder: Path):
 
 def read_index(path: Path) -> pd.DataFrame:
     """The index as a DataFrame (empty when absent); raises what pandas raises for a damaged file."""
+    import pandas as pd
+
     try:
         df = pd.read_parquet(path)
     except FileNotFoundError:
@@ -70,6 +74,8 @@ def figure_row(kind: str, path: Path, title: str, command: str, meta: dict) -> d
 
 def write_index(path: Path, df: pd.DataFrame, row: dict) -> None:
     """Write ``df`` with ``row`` replacing any row of the same figure path."""
+    import pandas as pd
+
     df = df[df["path"] != row["path"]] if len(df) else df
     df = pd.concat([df, pd.DataFrame([row])], ignore_index=True) if len(df) else pd.DataFrame([row])
     write_atomic(path, lambda f: df.to_parquet(f, index=False))

@@ -6,11 +6,14 @@ is handled exactly as on a lookup.
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from dlbench.cache.integrity import check_row, parse_files
 from dlbench.cache.root import TABLES
 from dlbench.errors import RunNotFoundError
+
+if TYPE_CHECKING:  # pandas is imported where a table is read or written (about 0.6 s)
+    import pandas as pd
 
 
 class RunQueries:
@@ -43,6 +46,8 @@ class RunQueries:
         status: str | None = None,
         keys: list[str] | None = None,
     ) -> pd.DataFrame:
+        import pandas as pd
+
         keys = keys if keys is not None else self.keys()
         df = self._read_runs_fast(keys)
         if df is None:  # some file is damaged: read one by one, setting aside what cannot be read
@@ -80,6 +85,8 @@ class RunQueries:
             return None
 
     def table(self, name: str, keys: list[str]) -> pd.DataFrame:
+        import pandas as pd
+
         if name not in TABLES:
             raise ValueError(name)
         frames = [df for k in keys if (df := self._read(self.path(name, k), k)) is not None and len(df)]

@@ -44,8 +44,7 @@ import time
 import warnings
 from functools import partial
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from dlbench.atomic import write_bytes
 from dlbench.cache.documents import Documents
@@ -64,6 +63,9 @@ from dlbench.cache.root import TABLES, CacheWarning
 from dlbench.cache.weights import read_weights, write_weights
 from dlbench.config import TrainConfig
 from dlbench.errors import CacheError, RunNotFoundError
+
+if TYPE_CHECKING:  # pandas is imported where a table is read or written (about 0.6 s)
+    import pandas as pd
 
 __all__ = ["TABLES", "CacheWarning", "Store"]
 
@@ -114,6 +116,8 @@ class Store(RunQueries, Documents, ClusterJobs):
         the `runs` row, which is written last: a failure anywhere (a full disk is one :class:`WriteError`
         line) leaves no `runs` row, so the run is not complete and its checkpoint is kept for the rerun.
         """
+        import pandas as pd
+
         self._ensure_root()
         key = config.key
         files = {}

@@ -82,7 +82,7 @@ def sweep(
 
     from dlbench import paths
     from dlbench.cache import Store
-    from dlbench.cli.train import default_dataset, single_values
+    from dlbench.cli.train import default_dataset, how_trained, single_values
     from dlbench.commandline import shell_join
     from dlbench.errors import UsageError
     from dlbench.sweep.grid import plan_sweep
@@ -116,7 +116,8 @@ def sweep(
             err.print(f"sweeping {axis.name} over its default values: {', '.join(axis.values)}")
     command = shell_join(["dlbench", *sys.argv[1:]]) if sys.argv[0].endswith("dlbench") else ""
     n = len(plan.trials)
-    err.print(f"sweep [bold]{escape(plan.name)}[/]: {n} trials of {plan.model} on {plan.dataset}")
+    how = how_trained([t.config for t in plan.trials])
+    err.print(f"sweep [bold]{escape(plan.name)}[/]: {n} trials of {plan.model} on {plan.dataset} ({how})")
     if note:
         err.print(escape(note))
 

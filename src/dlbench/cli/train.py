@@ -31,6 +31,8 @@ RECORD_FIELDS = (
     "inference_seconds",
     "peak_memory_mb",
     "device_name",
+    "precision",
+    "memory_format",
     "torch_version",
     "dlbench_version",
     "command",
@@ -43,9 +45,22 @@ def single_values(texts: list[str] | None) -> dict[str, str]:
     return {k: v[0] for k, v in parse_assignments(texts, allow_lists=False).items()}
 
 
+def how_trained(configs) -> str:
+    """Device kind, precision and memory format of these configs, each value once: 'cpu, bf16, channels_last'."""
+    parts = []
+    for get in (lambda c: c.device_kind, lambda c: c.options.precision, lambda c: c.options.memory_format):
+        parts.append("/".join(dict.fromkeys(get(c) for c in configs)))
+    return ", ".join(parts)
+
+
 def record(row: dict, cached: bool) -> dict:
     rec = {k: row.get(k) for k in RECORD_FIELDS}
     rec["cached"] = cached
+    if rec["precision"] is None and row.get("config"):  # a run recorded before the summary named them
+        from dlbench.config import TrainConfig
+
+        opts = TrainConfig.from_json(row["config"], row.get("key", "")).options
+        rec["precision"], rec["memory_format"] = opts.precision, opts.memory_format
     return rec
 
 
@@ -94,6 +109,8 @@ SUMMARY_FIELDS = (
     "inference_seconds",
     "peak_memory_mb",
     "device_name",
+    "precision",
+    "memory_format",
 )
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_sec"]
 
@@ -105,7 +122,11 @@ def show_run(output: Output, store, rec: dict) -> None:
     state = {"ok": "[green]ok[/]", "diverged": "[red]diverged[/]", "oom": "[red]oom[/]"}.get(rec["status"])
     src = "from the cache" if rec["cached"] else "trained now"
     model, dataset = escape(str(rec["model"])), escape(str(rec["dataset"]))
-    output.note(f"[bold]{model}[/] on [bold]{dataset}[/]  run {rec['key']}  {state}  ({src})", markup=True)
+    how = ", ".join(str(rec[k]) for k in ("precision", "memory_format") if rec.get(k))
+    output.note(
+        f"[bold]{model}[/] on [bold]{dataset}[/]  run {rec['key']}  {state}  ({src}{'; ' * bool(how)}{how})",
+        markup=True,
+    )
     if rec.get("message"):
         output.note(f"  {rec['message']}")
     epochs = store.table("epochs", [rec["key"]])

@@ -6,12 +6,15 @@ from __future__ import annotations
 import pickle
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from dlbench.data.file_checks import fetch, missing_error, verify_md5
 from dlbench.errors import DatasetError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _unpickle(raw: bytes, where: str) -> dict:
@@ -26,6 +29,8 @@ def _cifar_arrays(entries: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
     x = np.concatenate([np.asarray(e["data"], dtype=np.uint8) for e in entries]).reshape(-1, 3, 32, 32)
     key = "labels" if "labels" in entries[0] else "fine_labels"
     y = np.concatenate([np.asarray(e[key], dtype=np.int64) for e in entries])
+    import torch
+
     return torch.from_numpy(x), torch.from_numpy(y)
 
 

@@ -22,15 +22,18 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from dlbench.data._registry import ArrayDataset, DatasetInfo, DatasetSpec, register_dataset
 from dlbench.data.checksums import CIFAR10Files, CIFAR100Files, FashionMNISTFiles, MNISTFiles
 from dlbench.data.cifar import cifar_present, load_cifar
 from dlbench.data.file_checks import fetch, missing_error, verify_md5
 from dlbench.errors import DatasetError
+
+if TYPE_CHECKING:
+    import torch
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -154,6 +157,8 @@ def _read_idx(path: Path) -> torch.Tensor:
             raise ValueError(f"{arr.size} values for shape {tuple(dims)}")
     except (OSError, EOFError, ValueError) as e:
         raise DatasetError(f"cannot decode {path} ({e}); delete it and download it again") from e
+    import torch
+
     return torch.from_numpy(arr.reshape(dims).copy())
 
 

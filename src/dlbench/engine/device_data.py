@@ -21,6 +21,15 @@ from dlbench.data.transforms import InputTransform
 SPLIT_SEED = 0  # the validation split is the same for every training seed: repeats differ only in training
 EVAL_BATCH = 1024
 EVAL_PIXELS = EVAL_BATCH * 32 * 32  # evaluation batches of resized images hold about as many pixels
+INITIAL_VAL = 1000  # images for the accuracy before the first step of a run from scratch (chance level)
+
+
+def val_size(n_val: int, train_subset: int, val_split: float) -> int:
+    """Validation images for ``--train-subset``: the same fraction of what is used as ``val_split`` is of the
+    whole (5,000 training images at 0.1 validate on 556), drawn from the full split, at least one."""
+    if n_val == 0:
+        return 0
+    return max(1, min(n_val, round(train_subset * val_split / (1 - val_split))))
 
 
 def _seeded(seed: int, epoch: int, device) -> torch.Generator:
@@ -64,12 +73,17 @@ class DeviceData:
         n = data.train_x.shape[0]
         order = torch.randperm(n, generator=_seeded(SPLIT_SEED, 0, "cpu"))
         n_val = int(round(n * val_split))
-        val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
-        if train_subset:
+        train_idx = order[n_val:].sort().values
+        if train_subset and train_subset < len(train_idx):
             train_idx = train_idx[:train_subset]
+            n_val = val_size(n_val, train_subset, val_split)
         self.resident = self._fits(data, device)
         self.train = self._put(data.train_x, data.train_y, train_idx)
-        self.val = self._put(data.train_x, data.train_y, val_idx)
+        self.val = self._put(data.train_x, data.train_y, order[:n_val].sort().values)
+        # The untrained model's accuracy, on a random part of the validation split (chance level, from scratch)
+        self.initial_val = self._put(
+            data.train_x, data.train_y, order[: min(n_val, INITIAL_VAL)].sort().values
+        )
         test_idx = torch.arange(data.test_x.shape[0])
         self.test = self._put(data.test_x, data.test_y, test_idx)
         self.augment = augment
@@ -118,11 +132,11 @@ class DeviceData:
             g_aug = torch.Generator(device=self.device)
             g_aug.manual_seed(seed * 100_003 + epoch + 1)
         for i in range(0, len(perm), batch_size):
-            idx = perm[i : i + batch_size]
-            xb = self.transform.to_float(self.train.x[idx])
+            idx = perm[i : i + batch_size]  # index_select: ~20x faster than x[idx] for uint8 on the CPU
+            xb = self.transform.to_float(self.train.x.index_select(0, idx))
             if self.augment:
                 xb = self._crop_flip(xb, g_aug)
-            yield self.transform.fit(xb), self.train.y[idx].to(self.device, non_blocking=True)
+            yield self.transform.fit(xb), self.train.y.index_select(0, idx).to(self.device, non_blocking=True)
 
     def eval_batches(self, split: Split):
         n = self.eval_batch
@@ -142,6 +156,9 @@ class DeviceData:
         rows = dy[:, None] + torch.arange(h, device=x.device)  # (B, H)
         cols = dx[:, None] + torch.arange(w, device=x.device)  # (B, W)
         cols = torch.where(flip[:, None], cols.flip(1), cols)
-        bidx = torch.arange(b, device=x.device)[:, None, None]
-        out = padded.permute(0, 2, 3, 1)[bidx, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-        return out.permute(0, 3, 1, 2).contiguous(memory_format=self.memory_format)
+        # One gather over each image's flattened padded plane (the same pixels as indexing by (row, col), 2-5x
+        # faster on the CPU than advanced indexing).
+        wp = w + 2 * pad
+        flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+        out = padded.reshape(b, c, -1).gather(2, flat).view(b, c, h, w)
+        return out.contiguous(memory_format=self.memory_format)

@@ -73,6 +73,14 @@ def model_counts(config: TrainConfig, info, prepared: Prepared) -> dict:
     }
 
 
+def uses_channels_last(memory_format: str, conv: bool, device: torch.device) -> bool:
+    """The resolved memory format; "auto" only in configs recorded before the option existed, which trained
+    convolutional models channels_last on CUDA."""
+    if memory_format == "auto":
+        return conv and device.type == "cuda"
+    return memory_format == "channels_last"
+
+
 def _device_data(data: ArrayDataset, device, opts, prepared: Prepared, channels_last: bool) -> DeviceData:
     inputs = prepared.inputs
     dd = DeviceData(
@@ -118,7 +126,7 @@ def train(
     prepared = prepare_model(spec, opts, data.info.input_shape, data.info.num_classes, config.model_settings)
     counts = model_counts(config, data.info, prepared)
     model = prepared.model
-    channels_last = spec.conv and device.type == "cuda"
+    channels_last = uses_channels_last(opts.memory_format, spec.conv, device)
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -135,8 +143,10 @@ def train(
     state = ckpt.load_resume(checkpoint_path, config.key, opts.epochs, model, optimizer)
     resumed = state is not None
     if state is None:
-        # Validation accuracy before the first step ("epoch -1"): what the starting weights are worth here.
-        initial = step.evaluate(dd.val)[1] if len(dd.val) else math.nan
+        # Validation accuracy before the first step ("epoch -1"): what the starting weights are worth here;
+        # from scratch that is chance level, measured on a bounded part of the split.
+        split = dd.val if opts.init == "pretrained" else dd.initial_val
+        initial = step.evaluate(split)[1] if len(split) else math.nan
         state = TrainState(config.key, initial_val_acc=initial)
     cb(
         "start",
@@ -154,6 +164,9 @@ def train(
     reset_peak_memory(device)
     stop, message = loop.run(state, save if checkpoint_path else None)
     run_summary = summary(state.epochs, counts, device, state.initial_val_acc)
+    run_summary.update(
+        precision="bf16" if bf16 else "fp32", memory_format="channels_last" if channels_last else "contiguous"
+    )
     if stop is Stop.OOM:  # free the device memory for the caller's next run
         state.model, state.optimizer = {}, {}
         del step, loop, optimizer, forward, model, prepared
@@ -172,9 +185,8 @@ def _finish(state: TrainState, stop: Stop, message: str, run_summary: dict, step
         step.model.load_state_dict(best)  # early stopping: report the best-validation model
     predictions = None
     if stop.status == "ok":
-        test_loss, test_acc, (pred, conf) = step.evaluate(dd.test, predictions=True)
-        with Timer(device) as t_inf:
-            step.evaluate(dd.val if len(dd.val) else dd.test)
+        with Timer(device) as t_inf:  # inference time: the test pass, which is done anyway
+            test_loss, test_acc, (pred, conf) = step.evaluate(dd.test, predictions=True)
         predictions = {
             "index": dd.test.index.tolist(),
             "label": dd.test.y.cpu().tolist(),

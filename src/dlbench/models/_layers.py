@@ -1,31 +1,36 @@
-"""Small pieces shared by the families."""
+"""Small pieces shared by the families (torch-free at import: the registry is read without torch)."""
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from dlbench.errors import InvalidSettingError, UnknownNameError
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-    "leaky_relu": nn.LeakyReLU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-    "mish": nn.Mish,
-    "softplus": nn.Softplus,
-    "identity": nn.Identity,
+if TYPE_CHECKING:
+    from torch import nn
+
+ACTIVATIONS = {  # name -> torch.nn class name
+    "relu": "ReLU",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "gelu": "GELU",
+    "leaky_relu": "LeakyReLU",
+    "silu": "SiLU",
+    "elu": "ELU",
+    "selu": "SELU",
+    "mish": "Mish",
+    "softplus": "Softplus",
+    "identity": "Identity",
 }
 
 
 def make_activation(name: str) -> nn.Module:
+    from torch import nn
+
     key = name.strip().lower().replace("-", "_")
     if key not in ACTIVATIONS:
         raise UnknownNameError("activation", name, ACTIVATIONS)
-    return ACTIVATIONS[key]()
+    return getattr(nn, ACTIVATIONS[key])()
 
 
 def require(cond: bool, message: str) -> None:

@@ -10,12 +10,18 @@ figures read the anatomy instead of guessing the head by its output size or a la
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from dlbench.errors import UsageError
 
-WEIGHTED = (nn.Linear, nn.Conv2d)
+if TYPE_CHECKING:  # torch is imported where a model is looked at, not where the registry is read
+    from torch import nn
+
+
+def _weighted() -> tuple[type, ...]:
+    from torch import nn
+
+    return (nn.Linear, nn.Conv2d)
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,10 @@ class Anatomy:
         return (*self.aux_heads, self.head)
 
 
-def first_weighted(model: nn.Module, kinds=WEIGHTED) -> str:
-    """Name of the first Linear/Conv2d in definition order (the order builders create layers in)."""
+def first_weighted(model: nn.Module, kinds: tuple[type, ...] = ()) -> str:
+    """Name of the first Linear/Conv2d (or of ``kinds``) in definition order (the order builders create layers
+    in)."""
+    kinds = kinds or _weighted()
     for name, m in model.named_modules():
         if name and isinstance(m, kinds):
             return name
@@ -52,10 +60,10 @@ def first_weighted(model: nn.Module, kinds=WEIGHTED) -> str:
 
 def last_weighted(model: nn.Module, prefix: str) -> str:
     """``prefix`` itself when it is a Linear/Conv2d, else the last Linear/Conv2d inside it."""
-    module = model.get_submodule(prefix)
-    if isinstance(module, WEIGHTED):
+    module, weighted = model.get_submodule(prefix), _weighted()
+    if isinstance(module, weighted):
         return prefix
-    inner = [n for n, m in module.named_modules() if n and isinstance(m, WEIGHTED)]
+    inner = [n for n, m in module.named_modules() if n and isinstance(m, weighted)]
     if not inner:
         raise UsageError(f"{type(model).__name__}.{prefix} holds no Linear or Conv2d layer")
     return f"{prefix}.{inner[-1]}"
@@ -85,6 +93,8 @@ def torchvision_anatomy(model: nn.Module) -> Anatomy:
     MobileNet, EfficientNet, DenseNet, SqueezeNet...) or ``heads``/``head`` (ViT, Swin), its last Linear/Conv2d;
     blocks are the Bottlenecks/BasicBlocks of layer1..layer4, else the children of ``features``, else the
     encoder layers (ViT), else the top-level children with parameters."""
+    from torch import nn
+
     owner = next((n for n in _TV_HEADS if isinstance(getattr(model, n, None), nn.Module)), None)
     if owner is None:
         raise UsageError(f"cannot find the classifier of {type(model).__name__}; use --finetune full")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from torch import nn
-
 from dlbench.models._layers import make_activation, positive, require
 from dlbench.models._registry import register_model
 from dlbench.models.anatomy import sequential_anatomy
@@ -81,6 +79,7 @@ def cnn(
     require(0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got {dropout}")
     pad = _padding(padding, kernel_size)
     make_activation(activation)
+    from torch import nn
 
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for s, c_out in enumerate(widths, start=1):

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from dlbench.models._layers import make_activation, positive, require
 from dlbench.models._registry import register_model
 from dlbench.models.anatomy import sequential_anatomy
 
+if TYPE_CHECKING:
+    from torch import nn
+
 
 def _mlp(input_shape, num_classes, depth, width, activation, batchnorm, dropout, bias) -> nn.Sequential:
+    from torch import nn
+
     positive("depth", depth)
     positive("width", width)
     require(0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got {dropout}")

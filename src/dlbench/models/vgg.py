@@ -8,8 +8,6 @@ A first convolution for non-RGB input is rebuilt with the right number of input 
 
 from __future__ import annotations
 
-from torch import nn
-
 from dlbench.models._layers import require
 from dlbench.models._registry import register_model
 from dlbench.models.anatomy import torchvision_anatomy
@@ -19,6 +17,7 @@ HEADS = ("torchvision", "cifar")
 
 def _vgg(input_shape, num_classes, batchnorm: bool, head: str, dropout: float):
     import torchvision
+    from torch import nn
 
     c, h, w = input_shape
     require(head in HEADS, f"head must be one of {', '.join(HEADS)}, got '{head}'")

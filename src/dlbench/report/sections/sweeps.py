@@ -26,6 +26,7 @@ IMPORTANT_OPTIONS = (
     "val_split",
     "seed",
     "precision",
+    "memory_format",
 )
 FIGURE_TEXT = {  # figure name -> (heading, file-name suffix, alt text)
     "curves": ("Training curves", "curves", "training curves of"),
