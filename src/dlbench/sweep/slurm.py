@@ -29,7 +29,6 @@ from dlbench.sweep.grid import SweepPlan
 from dlbench.sweep.inline import SweepCounts, TrialFailed, open_study
 from dlbench.sweep.slurm_jobs import JobState, ended_reason, failure_row, job_states
 from dlbench.sweep.slurm_options import SlurmOptions
-from dlbench.sweep.study import label as values_label
 
 MAX_REQUEUES = 3  # time limits or preemptions one trial may requeue after (submitit's max_num_timeout)
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
@@ -154,9 +153,8 @@ def run_slurm(
     study = open_study(plan, store, command, replace)
     counts = SweepCounts(len(plan.trials))
     rows: dict[int, dict] = {}
-    labels = [
-        values_label(t.values) + (f" (seed {t.repeat})" if plan.repeats > 1 else "") for t in plan.trials
-    ]
+    definition = plan.study()
+    labels = [definition.label(t.values, t.repeat) for t in plan.trials]
     follow = _Follow(store, plan.name, labels, counts, rows, on_change, fail_fast)
     jobs = store.jobs(plan.name)
     live = _live_jobs(jobs)
