@@ -7,6 +7,10 @@ channels_last on an x86 CPU with AVX2 or AVX-512, where oneDNN has NHWC convolut
 1.2x in fp32 on Zen 4). Linux: the flags of ``/proc/cpuinfo``; elsewhere torch's own CPU feature queries, when
 this torch has them. Torch-free on Linux.
 
+``available_cpus`` is what the engine caps torch's CPU threads at: the process's affinity mask (taskset, Slurm's
+cpusets) and a cgroup CPU quota (``docker --cpus``, Kubernetes limits), which ``os.cpu_count()`` and torch's
+default ignore; more threads than the quota allows only queue for it.
+
 ``accelerator_possible`` lets ``--device auto`` resolve to the CPU without importing torch (about 2 s) where
 no GPU can be reached: a run answered from the cache then never loads torch.
 """
@@ -14,6 +18,8 @@ no GPU can be reached: a run answered from the cache then never loads torch.
 from __future__ import annotations
 
 import functools
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -74,3 +80,34 @@ def accelerator_possible() -> bool:
         return True
     dev = Path("/dev")
     return any(dev.glob("nvidia*")) or (dev / "kfd").exists() or (dev / "dxg").exists()
+
+
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_quota(root: Path = CGROUP) -> int | None:
+    """CPUs a cgroup CPU quota allows this process (rounded up), or None where no quota is set or readable:
+    cgroup v2 ``cpu.max`` ("200000 100000" is 2 CPUs; "max 100000" none), v1 ``cpu.cfs_quota_us`` / period."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:  # "max": no quota
+        return None
+    return max(1, math.ceil(q / p)) if q > 0 and p > 0 else None
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return min(cpus, quota) if quota else cpus

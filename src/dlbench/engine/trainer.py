@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dlbench import hardware
 from dlbench.config import TrainConfig
 from dlbench.data import ArrayDataset, get_dataset
 from dlbench.engine import checkpoint as ckpt
@@ -118,6 +119,8 @@ def train(
     cb = callback or _no_callback
     opts = config.options
     device = resolve_device(opts.device, config.device_kind)
+    if device.type == "cpu" and torch.get_num_threads() > (cpus := hardware.available_cpus()):
+        torch.set_num_threads(cpus)  # torch counts the machine's cores, not the container's or job's share
     if data is None:
         data = get_dataset(config.dataset).load(data_dir, config.dataset_options)
     spec = get_model_spec(config.model)

@@ -220,6 +220,20 @@ def draw_sweep(store, study: Study, summary: Summary) -> tuple[Drawing, dict[str
     return plan, pngs
 
 
+def sweep_pngs(store, study: Study, summary: Summary, runs: pd.DataFrame) -> tuple[Drawing, dict[str, bytes]]:
+    """The sweep's figures as PNG bytes: read from the folder `dlbench sweep` drew them into by default
+    (``<cache>/sweeps/<name>/``) when its stamp says they were drawn from exactly these runs, else drawn now."""
+    from dlbench.paths import safe_name
+
+    kept = _kept(store.root / "sweeps" / safe_name(study.name), _stamp(study, runs))
+    if kept is not None:
+        try:
+            return drawing(study, summary), {name: path.read_bytes() for name, path in kept.items()}
+        except OSError:
+            pass  # removed or unreadable since the stamp was read: draw them
+    return draw_sweep(store, study, summary)
+
+
 FIGURES_VERSION = 1  # bump when the drawing changes: figures stamped with another version are drawn again
 STAMP = ".dlbench-figures.json"  # in the figures folder: what the PNGs beside it were drawn from
 
@@ -248,7 +262,8 @@ def sweep_figures(store, study: Study, folder: Path, summary: Summary | None = N
 def _stamp(study: Study, runs: pd.DataFrame) -> str:
     columns = [c for c in ("key", "created", "files", "status") if c in runs.columns]
     rows = runs[columns].astype(str).sort_values("key").values.tolist() if len(runs) else []
-    text = json.dumps([FIGURES_VERSION, study.to_dict(), rows], sort_keys=True, default=str)
+    drawn_from = {k: v for k, v in study.to_dict().items() if k != "command"}  # the command draws nothing
+    text = json.dumps([FIGURES_VERSION, drawn_from, rows], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

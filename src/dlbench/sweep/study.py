@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from dlbench.config import TrainConfig
@@ -192,45 +193,67 @@ class Study:
         columns = axes + METRICS + (["test_acc_std", "seeds"] if repeated else []) + ["status"]
         if trials.empty:
             return Summary(trials, [], columns)
-        groups = [g for _, g in trials.groupby(axes, sort=False, dropna=False)]
-        rows = [_combination_row(g, axes, repeated) for g in groups]
-        return Summary(trials, rows, columns, *_best_and_worst(groups))
+        # Groups as row positions over numpy columns, not DataFrames: a study of 750 value combinations is
+        # summarised in about 0.1 s instead of 2 s (pandas costs ~50 us per cell access).
+        codes = trials.groupby(axes, sort=False, dropna=False).ngroup().to_numpy()  # in order of appearance
+        groups = [np.flatnonzero(codes == i) for i in range(codes.max() + 1)]
+        cols = _Columns(trials)
+        rows = [_combination_row(trials, idx, cols, axes, repeated) for idx in groups]
+        return Summary(trials, rows, columns, *_best_and_worst(groups, cols))
 
 
-def _combination_row(group: pd.DataFrame, axes: list[str], repeated: bool) -> dict:
-    """Mean over the finished seeds (all seeds when none finished) of one value combination."""
-    first = group.iloc[0]
+class _Columns:
+    """The trials' metric, status, order and key columns as numpy arrays (NaN for missing metrics)."""
+
+    def __init__(self, trials: pd.DataFrame):
+        self.metrics = {m: trials[m].to_numpy(dtype=float, na_value=np.nan) for m in METRICS}
+        self.status = trials["status"].to_numpy()
+        self.order = trials["order"].to_numpy()
+        self.key = trials["key"].to_numpy()
+
+
+def _combination_row(trials: pd.DataFrame, idx: np.ndarray, cols: _Columns, axes: list[str], repeated: bool):
+    """Mean over the finished seeds (all seeds when none finished) of one value combination (rows ``idx``)."""
+    first = trials.iloc[idx[0]]
     row = {a: first[a] for a in axes}
-    ok = group[group["status"] == "ok"]
+    status = cols.status[idx]
+    ok = status == "ok"
+    use = idx[ok] if ok.any() else idx
     for m in METRICS:
-        vals = (ok if len(ok) else group)[m].dropna()
+        vals = cols.metrics[m][use]
+        vals = vals[~np.isnan(vals)]
         row[m] = float(vals.mean()) if len(vals) else math.nan
         if m in ("params", "trainable") and len(vals):
-            row[m] = int(vals.iloc[0])
+            row[m] = int(vals[0])
     if repeated:
-        row["test_acc_std"] = float(ok["test_acc"].std()) if len(ok) > 1 else math.nan
-        row["seeds"] = len(group)
-    statuses = group["status"].value_counts()
-    row["status"] = (
-        statuses.index[0] if len(statuses) == 1 else ", ".join(f"{n} {s}" for s, n in statuses.items())
-    )
-    row["keys"] = list(group["key"])  # the run keys behind the row, to join the cached tables
+        row["test_acc_std"] = (
+            float(pd.Series(cols.metrics["test_acc"][idx[ok]]).std()) if ok.sum() > 1 else math.nan
+        )
+        row["seeds"] = len(idx)
+    if (status == status[0]).all():
+        row["status"] = status[0]
+    else:
+        row["status"] = ", ".join(f"{n} {s}" for s, n in pd.Series(status).value_counts().items())
+    row["keys"] = list(cols.key[idx])  # the run keys behind the row, to join the cached tables
     return row
 
 
-def _best_and_worst(groups: list[pd.DataFrame]) -> tuple[int | None, int | None, str | None, str | None]:
+def _best_and_worst(
+    groups: list[np.ndarray], cols: _Columns
+) -> tuple[int | None, int | None, str | None, str | None]:
     """(best row, worst row, best key, worst key): the one rule for best and worst, see the module doc."""
+    acc = cols.metrics["best_val_acc"]
     scored = []
-    for i, g in enumerate(groups):
-        ok = g[(g["status"] == "ok") & g["best_val_acc"].notna()]
+    for i, idx in enumerate(groups):
+        ok = idx[(cols.status[idx] == "ok") & ~np.isnan(acc[idx])]
         if len(ok):
-            scored.append((float(ok["best_val_acc"].mean()), i, ok))
+            scored.append((float(acc[ok].mean()), i, ok))
     if not scored:
         return None, None, None, None
     best = max(scored, key=lambda s: (s[0], -s[1]))  # ties: the earlier combination
     worst = min(scored, key=lambda s: (s[0], -s[1]))  # ties: the later combination
-    best_key = best[2].sort_values(["best_val_acc", "order"], ascending=[False, True]).iloc[0]["key"]
-    worst_key = worst[2].sort_values(["best_val_acc", "order"], ascending=[True, False]).iloc[0]["key"]
+    best_key = cols.key[min(best[2], key=lambda j: (-acc[j], cols.order[j]))]
+    worst_key = cols.key[min(worst[2], key=lambda j: (acc[j], -cols.order[j]))]
     return best[1], worst[1], best_key, (worst_key if worst_key != best_key else None)
 
 

@@ -3,11 +3,13 @@ trial, the sweep's figures (the very figures `dlbench sweep` writes), test image
 
 from __future__ import annotations
 
+import pandas as pd
+
 from dlbench.config import TrainConfig, train_option_defaults
 from dlbench.formatting import fmt_cell
 from dlbench.report.blocks import Command, FileNames, Heading, Image, P, Table
 from dlbench.report.collect import Chosen
-from dlbench.report.plots import draw_sweep
+from dlbench.report.plots import sweep_pngs
 from dlbench.report.sections.samples import samples
 from dlbench.settings import format_value
 from dlbench.sweep.study import Study, Summary
@@ -48,7 +50,8 @@ def sweep_section(store, chosen: Chosen, runs: dict[str, dict], names: FileNames
     blocks += [Heading(3, "Held fixed"), _held_fixed(study, first)]
     blocks += [Heading(3, "Results"), Table(table.columns, table.rows, table.best)]
     blocks += _best_and_worst(study, table)
-    drawing, pngs = draw_sweep(store, study, summary)
+    study_runs = pd.DataFrame([runs[k] for k in dict.fromkeys(study.keys) if k in runs])
+    drawing, pngs = sweep_pngs(store, study, summary, study_runs)  # `sweep`'s own figures when up to date
     for name, png in pngs.items():
         heading, suffix, alt = FIGURE_TEXT[name]
         blocks += [
