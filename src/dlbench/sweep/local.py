@@ -4,8 +4,8 @@ Each worker is a fresh (spawned) Python process that runs trials only through th
 :func:`dlbench.sweep.trial.run_trial`, on the shared cache folder, so the claims keep every trial trained exactly
 once, also beside other sweeps on the same cache. Workers do not oversubscribe the machine: with G visible GPUs
 each worker is pinned to one of them (``CUDA_VISIBLE_DEVICES``, round robin); on a CPU the cores available to this
-process are split among the workers (``torch.set_num_threads``). Trials the cache already holds are answered
-here without starting a worker.
+process (its affinity mask, capped by a cgroup CPU quota) are split among the workers
+(``torch.set_num_threads``). Trials the cache already holds are answered here without starting a worker.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dlbench.cache import Store
 from dlbench.errors import DlbenchError, UsageError
+from dlbench.hardware import available_cpus
 from dlbench.sweep.grid import SweepPlan, Trial
 from dlbench.sweep.inline import SweepCounts, open_study
 
@@ -32,14 +33,6 @@ class WorkerSlot:
 
     gpu: str | None
     threads: int
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity mask: a container's or Slurm's share, not the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def visible_gpus() -> list[str]:
@@ -131,7 +124,7 @@ def run_local(
         else:
             todo.append(k)
     if todo:
-        slots = worker_slots(jobs, visible_gpus(), available_cores())[: len(todo)]
+        slots = worker_slots(jobs, visible_gpus(), available_cpus())[: len(todo)]
         _run_workers(plan, store, todo, slots, data_dir, force, finish)
     counts.rows = [rows[k] for k in sorted(rows)]
     store.save_sweep(study)  # again: a concurrent sweep of the same name may have replaced it meanwhile
