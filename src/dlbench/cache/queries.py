@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dlbench.cache.columns import with_hyperparameters
 from dlbench.cache.integrity import check_row, parse_files
 from dlbench.cache.root import TABLES
 from dlbench.errors import RunNotFoundError
@@ -43,6 +44,12 @@ class RunQueries:
         status: str | None = None,
         keys: list[str] | None = None,
     ) -> pd.DataFrame:
+        """The runs rows (all, or ``keys``), filtered, oldest first; one column per hyperparameter too.
+
+        The hyperparameter columns (``opt_lr``, ``set_width``, ``data_train_size``, ...; see
+        :mod:`dlbench.cache.columns`) are derived from each row's checked ``config``, so runs written before
+        they were stored have them as well.
+        """
         keys = keys if keys is not None else self.keys()
         df = self._read_runs_fast(keys)
         if df is None:  # some file is damaged: read one by one, setting aside what cannot be read
@@ -56,7 +63,7 @@ class RunQueries:
             df = df[df["dataset"] == dataset]
         if status:
             df = df[df["status"] == status]
-        return df.sort_values(["created", "key"]).reset_index(drop=True)
+        return with_hyperparameters(df).sort_values(["created", "key"]).reset_index(drop=True)
 
     def _read_runs_fast(self, keys: list[str]) -> pd.DataFrame | None:
         """All `runs` rows as one Arrow table converted to pandas once: about 4x faster than a DataFrame per
