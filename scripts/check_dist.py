@@ -71,7 +71,18 @@ def wheel_problems(wheel: Path) -> list[str]:
 def sdist_problems(sdist: Path) -> list[str]:
     with tarfile.open(sdist) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
-    needed = ("pyproject.toml", "README.md", "LICENSE", "src/dlbench/py.typed", "src/dlbench/cli/_app.py")
+    needed = (
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "CHANGELOG.md",
+        "src/dlbench/py.typed",
+        "src/dlbench/cli/_app.py",
+        "tests/conftest.py",
+        "tests/test_packaging.py",
+        "docs/data.md",
+        "scripts/check_dist.py",
+    )
     return [f"the sdist lacks {n}" for n in needed if n not in names]
 
 
