@@ -1,12 +1,13 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   installs dlbench in .venv and runs the main job offline (a sweep on `shapes`, then a report)
-#   make test   installs dlbench with its test extras, checks lint and format, and runs the whole test suite
+#   make test   installs dlbench with its test extras, checks lint and format, builds and checks the sdist and
+#               wheel, and runs the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo-out
 
-.PHONY: install demo test lint format bench browser clean
+.PHONY: install demo test lint format bench browser dist-check clean
 
 install: $(STAMP)
 
@@ -28,13 +29,13 @@ demo: install
 
 # Lint: ruff (style, complexity) and import-linter (the layer rules in pyproject.toml; docs/architecture.md).
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/lint-imports --no-cache
 
 format: install
-	$(VENV)/bin/ruff check --fix src tests benchmarks
-	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
+	$(VENV)/bin/ruff format src tests benchmarks scripts
 
 # Chromium for the HTML report's browser test: installed when missing and we are root; otherwise that test skips.
 browser:
@@ -42,7 +43,12 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
 	  echo "chromium could not be installed: the browser test will be skipped"
 
-test: lint browser
+# The sdist and wheel as PyPI would get them, built into a temp folder: `twine check --strict`, py.typed in the
+# wheel and no test files, URLs and classifiers in the metadata, no README link PyPI could not resolve.
+dist-check: install
+	$(PY) scripts/check_dist.py
+
+test: lint browser dist-check
 	$(PY) -m pytest -n 2 --durations=15 -q
 
 bench: install

@@ -1,8 +1,12 @@
 """Where dlbench keeps data and results.
 
-Data: the platformdirs user data dir, overridden by ``--data-dir`` or ``DLBENCH_DATA_DIR``.
-Cache (results, checkpoints, figures): the platformdirs user cache dir, overridden by ``--cache-dir`` or
-``DLBENCH_HOME``. Every file dlbench writes lives under one of these or under an output path the user chose.
+Data: the platformdirs user data dir (``~/.local/share/dlbench``), one ``<dataset>/`` folder per dataset,
+overridden by ``--data-dir`` or ``DLBENCH_DATA_DIR``.
+Results (the cache of runs, checkpoints, figures): ``results/`` in that same user data dir, overridden by
+``--cache-dir`` or ``DLBENCH_HOME``. Not the user *cache* dir: cleaners and cluster purges empty cache folders,
+and results took hours to make. ``results`` is never a dataset's name (the data registry refuses it), so the
+two never share a folder. Results an older dlbench kept in the user cache dir are moved on first use
+(:func:`cache_dir`). Every file dlbench writes lives under one of these or under an output path the user chose.
 """
 
 from __future__ import annotations
@@ -10,9 +14,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
+import warnings
+from functools import cache
 from pathlib import Path
 
 APP = "dlbench"
+RESULTS = "results"  # the results folder in the user data folder, beside the datasets' folders
+
+
+class ResultsMoved(UserWarning):
+    """Results were moved from the old default folder (or could not be): one line on stderr."""
 
 
 def data_dir(override: str | os.PathLike | None = None) -> Path:
@@ -27,6 +39,12 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """The results folder: ``override`` (``--cache-dir``), else ``DLBENCH_HOME``, else the default.
+
+    The default is ``results/`` in the platformdirs user data folder. Results that dlbench 0.1 kept in the
+    user cache folder (``~/.cache/dlbench``) are moved there the first time the default is asked for: see
+    :func:`move_old_results`.
+    """
     if override:
         return Path(override).expanduser()
     env = os.environ.get("DLBENCH_HOME")
@@ -34,7 +52,51 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
         return Path(env).expanduser()
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir(APP))
+    old = Path(platformdirs.user_cache_dir(APP))
+    return move_old_results(old, Path(platformdirs.user_data_dir(APP)) / RESULTS)
+
+
+def _holds_results(folder: Path) -> bool:
+    """Whether ``folder`` is a results folder dlbench wrote (its SCHEMA marker or its runs table)."""
+    return folder.is_dir() and ((folder / "SCHEMA").is_file() or (folder / "runs").is_dir())
+
+
+def _empty_folder(folder: Path) -> bool:
+    return folder.is_dir() and not any(folder.iterdir())  # a rename replaces an empty folder (POSIX)
+
+
+@cache  # once per process: one line about a move, not one per lookup
+def move_old_results(old: Path, new: Path) -> Path:
+    """Move the results folder ``old`` to ``new`` (one rename, atomic) unless ``new`` exists; the folder to use.
+
+    Only a folder dlbench wrote moves (its SCHEMA or ``runs/`` is there), as a whole, with whatever else it
+    holds: nothing is deleted or left half-moved. When the rename is impossible (``old`` and ``new`` on two
+    file systems, a read-only folder), ``old`` stays in use and one warning says the command that moves it.
+
+    Returns:
+        ``new``, or ``old`` when it holds results that could not be moved.
+    """
+    if (new.exists() and not _empty_folder(new)) or new.is_symlink() or not _holds_results(old):
+        return new
+    try:
+        new.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(old, new)
+    except OSError as exc:
+        if new.exists() or not old.exists():  # another dlbench process moved it at the same moment
+            return new
+        warnings.warn(
+            f"dlbench now keeps results in {new}, but could not move yours from {old} ({exc.strerror}); "
+            f"until you move them (`{shlex.join(['mv', str(old), str(new)])}`) it keeps using {old}",
+            ResultsMoved,
+            stacklevel=3,
+        )
+        return old
+    warnings.warn(
+        f"moved your dlbench results from {old} to {new} (cache folders get emptied by cleaners)",
+        ResultsMoved,
+        stacklevel=3,
+    )
+    return new
 
 
 # A name kept as it is: ASCII lower case, digits and -_.= (so two names never differ only in case, which a

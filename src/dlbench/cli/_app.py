@@ -29,7 +29,7 @@ app = typer.Typer(
     name="dlbench",
     help="One command per classic small-vision-model study: train, sweep, count, solve, look inside, report.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; completing never imports torch
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

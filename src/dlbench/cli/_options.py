@@ -20,6 +20,10 @@ DataDirOpt = typer.Option(
     None, "--data-dir", envvar="DLBENCH_DATA_DIR", help="Folder holding <dataset>/ files.", show_default=False
 )
 CacheDirOpt = typer.Option(
-    None, "--cache-dir", envvar="DLBENCH_HOME", help="Folder for cached results.", show_default=False
+    None,
+    "--cache-dir",
+    envvar="DLBENCH_HOME",
+    help="Results folder (default: results/ in the user data folder).",
+    show_default=False,
 )
 FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output format.")

@@ -52,14 +52,28 @@ def runs(
         raise UnknownNameError("status", status, STATUSES)
     store = _store(cache_dir)
     df = store.runs(model=model, dataset=dataset, status=status)
-    rows = df.reindex(columns=LIST_COLUMNS).to_dict("records")
-    Output(fmt).table(
+    output = Output(fmt)
+    hyper = _hyperparameter_columns(df, varying_only=output.for_people)
+    columns = LIST_COLUMNS[:4] + hyper + LIST_COLUMNS[4:] if output.for_people else LIST_COLUMNS + hyper
+    rows = df.reindex(columns=columns).to_dict("records")
+    output.table(
         rows,
-        LIST_COLUMNS,
+        columns,
         title=f"{len(rows)} cached runs in {store.root}",
         keep=["key", "status", "test_acc", "best_val_acc"],
-        drop_order=["created", "seconds_per_epoch", "params", "epochs_run"],
+        drop_order=["created", "seconds_per_epoch", "params", "epochs_run", *reversed(hyper)],
     )
+
+
+def _hyperparameter_columns(df, varying_only: bool) -> list[str]:
+    """The runs' hyperparameter columns (``opt_lr``, ``set_width``, ...): every one for programs; for people,
+    only those whose value differs between the listed runs (the rest would repeat one value down the table)."""
+    from dlbench.cache.columns import is_hyperparameter
+
+    columns = [c for c in df.columns if is_hyperparameter(c)]
+    if varying_only:
+        columns = [c for c in columns if df[c].astype(str).nunique() > 1]
+    return columns
 
 
 @app.command("show")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import InvalidSettingError, UnknownNameError
+from dlbench.paths import RESULTS
 from dlbench.settings import canon_key, coerce
 
 
@@ -84,6 +85,8 @@ IMAGEFOLDER_PREFIX = "imagefolder:"
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     if spec.name in _DATASETS:
         raise ValueError(f"dataset '{spec.name}' is registered twice")
+    if spec.name == RESULTS:  # its folder in the user data folder would be the results folder
+        raise ValueError(f"'{RESULTS}' cannot be a dataset's name: it is dlbench's results folder")
     _DATASETS[spec.name] = spec
     return spec
 
