@@ -86,6 +86,7 @@ def _parquet(df: pd.DataFrame) -> bytes:
 def _parquet_row(row: dict) -> bytes:
     """A runs row as Parquet without what one row does not need: pandas' and Arrow's copies of the schema,
     column statistics and dictionaries. With its 70-odd columns it takes 9 KB instead of 47 KB."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
