@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from dlbench.cli._options import CacheDirOpt, DataDirOpt, FormatOpt
-from dlbench.cli._output import Format, Output, err, out
+from dlbench.cli._output import Format, Output, err
 from dlbench.cli._slurm import OnInterrupt, with_slurm_options
 from dlbench.cli.sweep import Executor
 
@@ -52,9 +52,11 @@ def list_studies(fmt: Format = FormatOpt) -> None:
 @app.command("show")
 def show(name: str = typer.Argument(..., help="A built-in study (see `dlbench study list`).")) -> None:
     """Print a built-in study as a file to copy and edit (run the copy with `dlbench study run FILE`)."""
+    import sys
+
     from dlbench.studies.builtin import builtin_text
 
-    out.out(builtin_text(name), end="", highlight=False, markup=False)
+    sys.stdout.write(builtin_text(name))
 
 
 @app.command("run")
