@@ -35,7 +35,7 @@ def load_target(target: str):
 
 @app.command("list")
 def list_studies(fmt: Format = FormatOpt) -> None:
-    """The built-in studies: name, title, sections and trials at full and --quick scale."""
+    """The built-in studies: name, title, and how many sections of each kind of step."""
     from dlbench.studies.builtin import builtin_names, load_builtin
 
     rows = []
