@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 
 try:
     import tomllib
@@ -103,6 +105,29 @@ def test_study_runs_reruns_from_the_cache_and_reports_its_sections_in_order(cli,
     assert "dlbench visualize-kernels --run" in text.split("## 4.")[1]
     assert len(list((out.parent / "study_files").glob("kernels-*.png"))) == 1
 
+    # HTML, built in a fresh process: the study's report reads records only, no engine and no model
+    html = tmp_path / "report" / "study.html"
+    code = (
+        "import sys; from pathlib import Path; from dlbench.cache import Store; "
+        "from dlbench.report.write import write_report; "
+        f"write_report(Store(Path({os.environ['DLBENCH_HOME']!r})), Path({str(html)!r}), study='tiny'); "
+        "print(sorted(m for m in sys.modules if m.startswith(('dlbench.engine', 'dlbench.models', "
+        "'dlbench.studies'))))"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": src}
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]"
+    page = html.read_text()
+    assert (
+        page.index("1. Which activation?")
+        < page.index("2. Which learning rate?")
+        < page.index("4. What do the")
+    )
+    assert page.count("<img") >= 7  # the sweeps' figures and the kernels figure, embedded
+
 
 def test_report_study_refuses_an_unknown_study_and_other_filters(cli, tmp_path):
     res = cli("report", "--study", "nope", "--out", tmp_path / "r.md")
@@ -156,7 +181,14 @@ def test_list_and_show_print_the_builtins_as_files(cli, tmp_path):
 SECTION = '[[sections]]\nheading = "Q"\n[sections.sweep]\nmodel = "mlp"\ndataset = "shapes"\nparam = "lr"\n'
 BAD = {
     "unknown top-level key": ('title = "T"\ntitel = "x"\n' + SECTION, "titel: unknown key"),
-    "unknown section key": ('title = "T"\n' + SECTION + "heading2 = 1\n", "unknown key"),
+    "unknown section key": (
+        'title = "T"\n' + SECTION.replace('heading = "Q"\n', 'heading = "Q"\nquestion = "x"\n'),
+        "sections[1].question: unknown key",
+    ),
+    "unknown step key": (
+        'title = "T"\n' + SECTION + "valuse = [1]\n",
+        "sections[1].sweep.valuse: unknown key",
+    ),
     "two steps": (
         'title = "T"\n' + SECTION + '[sections.count]\nmodel = "mlp"\n',
         "sections[1]: two steps (sweep and count)",
@@ -201,6 +233,14 @@ def test_a_bad_study_file_is_one_line_naming_the_file_and_key(case, cli, tmp_pat
     assert not Path(os.environ["DLBENCH_HOME"]).exists()  # nothing written
     if case == "toml syntax":
         assert "line 8" in lines[0]
+
+
+def test_executor_flags_are_checked_before_anything_runs(cli, tmp_path):
+    res = cli("study", "run", "mlp-training-and-transfer", "--jobs", "2")
+    assert res.code == 2 and "--executor local" in res.err
+    res = cli("study", "run", "mlp-training-and-transfer", "--slurm-partition", "gpu")
+    assert res.code == 2 and "--executor slurm" in res.err
+    assert not Path(os.environ["DLBENCH_HOME"]).exists()
 
 
 def test_an_unknown_builtin_name_says_how_to_find_one(cli):

@@ -209,10 +209,13 @@ def show_plan(plan, store, output: Output) -> None:
     title = f"Study {plan.record_name}: {plan.study.title}" + (" (--quick)" if plan.quick else "")
     columns = ["section", "step", "what", "trial", "key", "state"]
     output.table(rows, columns, title=title, keep=["section", "trial", "state"])
-    trials = [r for r in rows if r["key"]]
-    cached = sum(r["state"] == "cached" for r in trials)
+    keys = {
+        config.key: store.has(config.key) for _, _, config in plan.configs()
+    }  # a run shared by sections once
+    cached = sum(keys.values())
     output.note(
-        f"{len(trials)} trials: {cached} cached, {len(trials) - cached} to train; nothing was trained (--plan)"
+        f"{len(plan.configs())} trials, {len(keys)} distinct runs: {cached} cached, {len(keys) - cached} to train; "
+        "nothing was trained (--plan)"
     )
 
 

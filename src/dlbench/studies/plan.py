@@ -158,7 +158,7 @@ def _plan_sweep(ps: PlannedSection, study: StudyFile, device_kind: str | None) -
         device_kind=device_kind,
     )
     scale = "-quick" if ps.quick else ""
-    plan.name = k.get("name") or f"{study.name}{scale}-{ps.index}-{plan.name}"
+    plan.name = f"{k['name']}{scale}" if k.get("name") else f"{study.name}{scale}-{ps.index}-{plan.name}"
     plan.named = True  # another study under this name is refused (or replaced with --replace), never renamed
     ps.sweep = plan
 
