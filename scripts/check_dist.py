@@ -2,9 +2,9 @@
 
 Both are built into a temporary folder (never ./dist) with ``python -m build --no-isolation`` (offline: the
 build tools come from the test extras), then ``twine check --strict`` checks their metadata and that the README
-renders on PyPI, and this script looks inside: the wheel holds the package with ``py.typed`` and the built-in studies and no test files,
-its metadata has the project URLs, classifiers and license, and its long description (the README) has no
-relative link, which PyPI could not resolve. Exits non-zero with one line per problem.
+renders on PyPI, and this script looks inside: the wheel holds the package with ``py.typed`` and the built-in
+studies (package data) and no test files, its metadata has the project URLs, classifiers and license, and its
+long description (the README) has no relative link, which PyPI could not resolve. Exits non-zero with one line per problem.
 
     python scripts/check_dist.py
 """

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dlbench.report.blocks import Command, FileNames, Heading, P, Report
-from dlbench.report.collect import Chosen, _row_dicts, _with_job_failures, recorded_figures
+from dlbench.report.collect import Chosen, recorded_figures, row_dicts, with_job_failures
 from dlbench.report.sections.environment import environment_section
 from dlbench.report.sections.figures import figures_section
 from dlbench.report.sections.params import params_section
@@ -30,7 +30,7 @@ def build_study_report(store, name: str, data_dir: Path | None = None) -> Report
     """
     record = store.get_study_run(name)
     runs_df = store.runs()
-    runs = _row_dicts(runs_df)
+    runs = row_dicts(runs_df)
     wanted = {s.get("sweep") for s in record["sections"]} - {None}
     studies = {d["name"]: Study.from_dict(d) for d in store.sweeps() if d.get("name") in wanted}
     figures = {str(f["path"]): f for f in recorded_figures(store)}
@@ -55,7 +55,7 @@ def build_study_report(store, name: str, data_dir: Path | None = None) -> Report
                     )
                 )
                 continue
-            chosen = Chosen(study, summary, _with_job_failures(store, study, runs_df))
+            chosen = Chosen(study, summary, with_job_failures(store, study, runs_df))
             blocks += _one_level_down(sweep_section(store, chosen, runs, names, data_dir, loaded))
             shown_runs += [k for k in summary.trials["key"] if k not in shown_runs]
         elif section.get("count"):
