@@ -66,7 +66,7 @@ def run(
     quick: bool = typer.Option(
         False,
         "--quick",
-        help="The study's quick scale: few epochs, subsets, small widths (its [quick] tables).",
+        help="The study's quick scale: few epochs, subsets, small widths (its \\[quick] tables).",
     ),
     plan_only: bool = typer.Option(
         False,
@@ -84,7 +84,7 @@ def run(
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write each sweep's figures."),
     data_dir: Path = DataDirOpt,
     cache_dir: Path = CacheDirOpt,
-    fmt: Format = FormatOpt,
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format of --plan."),
     slurm_flags: dict = None,
 ) -> None:
     """Run a study: each section's sweep, count table, kernels or equivariance step, in order, then record it."""
