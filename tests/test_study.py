@@ -85,6 +85,18 @@ def test_study_runs_reruns_from_the_cache_and_reports_its_sections_in_order(cli,
     assert again.code == 0, again
     assert len(starts(log)) == 5  # nothing trained the second time
 
+    from dlbench.cache import Store
+
+    record = Store(Path(os.environ["DLBENCH_HOME"])).get_study_run("tiny")
+    assert record["file"] == TINY and [s["kind"] for s in record["sections"]] == [
+        "sweep",
+        "sweep",
+        "count",
+        "kernels",
+    ]
+    assert record["sections"][1]["sweep"] == "tiny-2-lr-mlp-shapes"
+    assert record["sections"][0]["step"]["values"] == ["relu", "tanh"]
+
     replanned = cli("study", "run", study, "--plan", "--format", "csv")
     assert replanned.out.count(",cached") == 5 and "to train" not in replanned.out
 
@@ -246,3 +258,70 @@ def test_executor_flags_are_checked_before_anything_runs(cli, tmp_path):
 def test_an_unknown_builtin_name_says_how_to_find_one(cli):
     res = cli("study", "run", "no-such-study", "--plan")
     assert res.code == 2 and "dlbench study list" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+QUICK = """
+title = "Quick rules"
+[quick]
+dataset = "shapes"
+dataset_options = { train_size = 600, test_size = 200 }
+options = { epochs = 1, batch_size = 32, train_subset = 500 }
+
+[[sections]]
+heading = "Which batch size?"
+[sections.sweep]
+model = "mlp"
+dataset = "fashion-mnist"
+param = "batch_size"
+values = [16, 64]
+options = { epochs = 20, lr = 0.1 }
+[sections.quick]
+values = [8]
+settings = { width = 8 }
+options = { train_subset = 200 }
+
+[[sections]]
+heading = "How large?"
+[sections.count]
+model = "mlp"
+dataset = "fashion-mnist"
+"""
+
+
+def test_the_quick_scale_merges_its_tables_and_stands_in_for_absent_files(tmp_path):
+    from dlbench.studies.file import parse_study
+    from dlbench.studies.plan import plan_study
+
+    study = parse_study(QUICK, "quick.toml", "quick")
+    full = plan_study(study, data_dir=tmp_path / "empty")
+    assert [(c.dataset, c.options.epochs, c.options.batch_size) for _, _, c in full.configs()] == [
+        ("fashion-mnist", 20, 16),
+        ("fashion-mnist", 20, 64),
+    ]
+    quick = plan_study(study, quick=True, data_dir=tmp_path / "empty")
+    (_, label, c), *rest = quick.configs()
+    assert (
+        not rest and label == "batch_size=8"
+    )  # the section's values; [quick] batch_size is swept, so left out
+    assert (c.dataset, c.dataset_options["train_size"], c.options.epochs, c.options.lr) == (
+        "shapes",
+        600,
+        1,
+        0.1,
+    )
+    assert c.options.train_subset == 200 and c.model_settings["width"] == 8  # the section's quick table wins
+    assert quick.sections[0].sweep.name == "quick-quick-1-batch-size-mlp-shapes"
+    assert quick.sections[1].count.title.startswith("mlp on fashion-mnist")  # counting needs no files
+
+
+def test_the_quick_scale_keeps_real_files_when_present(tmp_path):
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "fashion-mnist").is_dir():
+        pytest.skip("no Fashion-MNIST files (set DLBENCH_TEST_DATA)")
+    from dlbench.studies.file import parse_study
+    from dlbench.studies.plan import plan_study
+
+    quick = plan_study(parse_study(QUICK, "quick.toml", "quick"), quick=True, data_dir=SHARED_DATA)
+    [(_, _, c)] = quick.configs()
+    assert c.dataset == "fashion-mnist" and c.options.train_subset == 200 and c.dataset_options == {}

@@ -80,11 +80,12 @@ def measure(ps: PlannedSection, cache_dir: Path | None, data_dir: Path | None) -
 
 
 def study_record(plan: StudyPlan, produced: list[dict], command: str) -> dict:
-    """What the cache keeps of a study run: its sections in order, each with what it produced."""
+    """What the cache keeps of a study run: the file, its sections in order, each with its step's keys at the
+    scale run (the quick tables applied) and what it produced: the sweep's name, the count table, the figures."""
     study = plan.study
     sections = []
     for ps, made in zip(plan.sections, produced, strict=True):
-        entry = {"heading": ps.section.heading, "text": ps.section.text, "kind": ps.kind}
+        entry = {"heading": ps.section.heading, "text": ps.section.text, "kind": ps.kind, "step": ps.keys}
         if ps.sweep is not None:
             entry["sweep"] = ps.sweep.name
         if ps.trial is not None:
@@ -98,5 +99,6 @@ def study_record(plan: StudyPlan, produced: list[dict], command: str) -> dict:
         "source": study.source,
         "quick": plan.quick,
         "command": command,
+        "file": study.toml,  # the study file as read: what was asked, word for word
         "sections": sections,
     }
