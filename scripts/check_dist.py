@@ -2,9 +2,9 @@
 
 Both are built into a temporary folder (never ./dist) with ``python -m build --no-isolation`` (offline: the
 build tools come from the test extras), then ``twine check --strict`` checks their metadata and that the README
-renders on PyPI, and this script looks inside: the wheel holds the package with ``py.typed`` and no test files,
-its metadata has the project URLs, classifiers and license, and its long description (the README) has no
-relative link, which PyPI could not resolve. Exits non-zero with one line per problem.
+renders on PyPI, and this script looks inside: the wheel holds the package with ``py.typed`` and the built-in
+studies (package data) and no test files, its metadata has the project URLs, classifiers and license, and its
+long description (the README) has no relative link, which PyPI could not resolve. Exits non-zero with one line per problem.
 
     python scripts/check_dist.py
 """
@@ -44,6 +44,10 @@ def wheel_problems(wheel: Path) -> list[str]:
     problems = []
     if "dlbench/py.typed" not in names:
         problems.append("the wheel has no dlbench/py.typed")
+    studies = sorted(p.name for p in (ROOT / "src/dlbench/studies/builtin").glob("*.toml"))
+    missing = [s for s in studies if f"dlbench/studies/builtin/{s}" not in names]
+    if missing:
+        problems.append(f"the wheel lacks the built-in studies {', '.join(missing)} (package data)")
     tests = [n for n in names if re.search(r"(^|/)(tests?/|test_[^/]*\.py$|conftest\.py$)", n)]
     if tests:
         problems.append(f"the wheel holds test files: {', '.join(tests[:5])}")

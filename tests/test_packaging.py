@@ -75,7 +75,12 @@ def _wheel(tmp_path: Path, files: dict[str, str], description: str) -> Path:
 
 def test_the_dist_check_finds_a_missing_py_typed_test_files_and_relative_links(tmp_path):
     check = _check_dist()
-    good = _wheel(tmp_path, {"dlbench/__init__.py": "", "dlbench/py.typed": ""}, "[docs](https://x.org/a.md)")
+    studies = {
+        f"dlbench/studies/builtin/{p.name}": "" for p in (ROOT / "src/dlbench/studies/builtin").glob("*.toml")
+    }
+    assert len(studies) == 5
+    files = {"dlbench/__init__.py": "", "dlbench/py.typed": "", **studies}
+    good = _wheel(tmp_path, files, "[docs](https://x.org/a.md)")
     assert check.wheel_problems(good) == []
     (tmp_path / "bad").mkdir()
     bad = _wheel(
@@ -88,3 +93,4 @@ def test_the_dist_check_finds_a_missing_py_typed_test_files_and_relative_links(t
     assert any("tests/test_x.py" in p and "dlbench/conftest.py" in p for p in problems)
     assert any("installs more than the package: tests" in p for p in problems)
     assert any("docs/train.md" in p and "#install" not in p for p in problems)
+    assert any("lacks the built-in studies" in p and "mlp-training-and-transfer.toml" in p for p in problems)

@@ -79,6 +79,52 @@ class Documents(CacheRoot):
                 "run that sweep again to write it anew"
             ) from None
 
+    # -- study runs ------------------------------------------------------------------------------------------
+    def study_path(self, name: str) -> Path:
+        """``studies/<file name>.json``: what `dlbench study run` did, for `report --study`."""
+        from dlbench.paths import safe_name
+
+        return self.root / "studies" / f"{safe_name(name)}.json"
+
+    def save_study_run(self, record: dict) -> Path:
+        """Record a study run: its title, its sections in order and what each produced (sweep names, count
+        tables, figures); the same study name replaces its own record."""
+        self._ensure_root()
+        return write_text(self.study_path(record["name"]), json.dumps(record, indent=1, sort_keys=True))
+
+    def study_runs(self) -> list[str]:
+        """The names of the recorded study runs, sorted."""
+        folder = self.root / "studies"
+        names = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                names.append(str(json.loads(path.read_text())["name"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                self._unreadable_doc(path, "run that study again")
+        return sorted(names)
+
+    def get_study_run(self, name: str) -> dict:
+        """The record of study run ``name``.
+
+        Raises:
+            UnknownNameError: No study of that name was run with this cache (with the closest names).
+            CacheError: Its record is unreadable.
+        """
+        path = self.study_path(name)
+        if not path.exists():
+            from dlbench.errors import UnknownNameError
+
+            raise UnknownNameError(
+                "study", name, self.study_runs(), hint="run it first: dlbench study run NAME|FILE"
+            )
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict) or not isinstance(record.get("sections"), list):
+                raise ValueError("not a study record")
+            return record
+        except (OSError, ValueError):
+            raise CacheError(f"the study record {path} is unreadable; run that study again") from None
+
     # -- figures and count tables ---------------------------------------------------------------------------
     def record_figure(self, kind: str, path: Path, title: str, command: str, meta: dict) -> dict | None:
         """Add (or replace) figure ``path`` in the figure index, for `report`; returns its row.

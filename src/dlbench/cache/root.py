@@ -16,7 +16,7 @@ from dlbench.config import SCHEMA_VERSION
 from dlbench.errors import CacheError, UsageError
 
 TABLES = ("runs", "epochs", "steps", "grads", "predictions")
-FOLDERS = ("checkpoints", "weights", "sweeps", "claims", "figures", "counts")  # besides the TABLES
+FOLDERS = ("checkpoints", "weights", "sweeps", "claims", "figures", "counts", "studies")  # besides the TABLES
 
 
 class CacheWarning(UserWarning):
@@ -99,7 +99,7 @@ class CacheRoot:
 
         Only the names :func:`dlbench.atomic.tmp_path` makes are removed (a user's ``.notes.tmp`` stays), only
         directly in the root, the table folders, ``checkpoints``, ``weights``, ``sweeps`` and each sweep's
-        figure folder, each study's ``slurm`` folder, ``claims``, ``figures`` and ``counts``, and never in or
+        figure folder, each study's ``slurm`` folder, ``claims``, ``figures``, ``counts`` and ``studies``, and never in or
         through a symlinked folder.
         """
         root = self.root.resolve()

@@ -17,6 +17,7 @@ Layout under the cache root::
     claims/<key>.claim          the process training that run now, with a heartbeat (see claims.py)
     figures/                    kernel, feature-map and equivariance figures, and index.parquet (figures.py)
     counts/<hash>.json          parameter-count tables recorded by `count-params` (counts.py)
+    studies/<name>.json         what `study run` did: its sections in order and what each produced
     quarantine/                 damaged files moved aside, so the rest of the cache stays usable
 
 Every file is written through :mod:`dlbench.atomic` (a temp name beside it, renamed into place), so a crash never
@@ -30,7 +31,7 @@ warning line. In a read-only cache (a shared mount of finished results) nothing 
 and a damaged run is skipped with a warning instead.
 
 The code: this module (runs, their tables, weights and checkpoints), :mod:`.root` (the folder, SCHEMA, cleanup,
-quarantine), :mod:`.documents` (sweeps, figure index, count tables), :mod:`.integrity` (sizes and hashes),
+quarantine), :mod:`.documents` (sweeps, figure index, count tables, study runs), :mod:`.integrity` (sizes and hashes),
 :mod:`.weights` (torch files), :mod:`.queries` (runs as DataFrames), :mod:`.columns` (hyperparameter
 columns), :mod:`.claims` (one trainer per run), :mod:`.jobs` (cluster jobs).
 

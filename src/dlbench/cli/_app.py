@@ -14,6 +14,7 @@ from dlbench.cli import (
     runs,
     solve_depth,
     status,
+    study,
     sweep,
     train,
 )
@@ -55,3 +56,4 @@ app.command("visualize-kernels")(kernels.visualize_kernels)
 app.command("equivariance")(equivariance.equivariance)
 app.command("report")(report.report)
 app.add_typer(runs.app, name="runs")
+app.add_typer(study.app, name="study")

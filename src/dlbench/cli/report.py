@@ -31,6 +31,9 @@ def report(
     model: str = typer.Option(None, "--model", "-m", help="Only sweeps and figures of this model."),
     dataset: str = typer.Option(None, "--dataset", "-d", help="Only sweeps and figures on this dataset."),
     since: str = typer.Option(None, "--since", help="Only runs and figures created since this ISO date."),
+    study: str = typer.Option(
+        None, "--study", help="The report of a study run (`dlbench study run`): its sections, in order."
+    ),
     data_dir: Path = DataDirOpt,
     cache_dir: Path = CacheDirOpt,
 ) -> None:
@@ -44,8 +47,14 @@ def report(
     target = Path(out_path) if out_path else Path("report.html" if fmt_name == "html" else "report.md")
     store = Store(paths.cache_dir(cache_dir))
     selection = Selection(sweeps or None, model, dataset, since)
+    if study is not None and selection.describe():
+        from dlbench.errors import UsageError
+
+        raise UsageError(f"--study shows the whole study; drop {selection.describe()}")
     if str(target) == STDOUT:
-        text, left_out = report_text(store, fmt_name, selection, data_dir=paths.data_dir(data_dir))
+        text, left_out = report_text(
+            store, fmt_name, selection, data_dir=paths.data_dir(data_dir), study=study
+        )
         sys.stdout.write(text)
         if left_out:
             err.out(
@@ -54,7 +63,7 @@ def report(
                 highlight=False,
             )
         return
-    done = write_report(store, target, fmt_name, selection, data_dir=paths.data_dir(data_dir))
+    done = write_report(store, target, fmt_name, selection, data_dir=paths.data_dir(data_dir), study=study)
     figs = f", {len(done.figures)} figures in {done.figures_dir}" if done.figures_dir else ""
     n = len(done.sweeps)
     out.print(

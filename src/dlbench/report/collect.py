@@ -99,7 +99,7 @@ def collect(store, selection: Selection | None = None) -> Collected:
         if _wanted(study, sel):
             summary = study.summary(recent)
             if len(summary.trials):
-                chosen.append(Chosen(study, summary, _with_job_failures(store, study, recent)))
+                chosen.append(Chosen(study, summary, with_job_failures(store, study, recent)))
     shown = _select_figures(figures, sel, since, {c.study.model for c in chosen})
     shown_counts = [] if sel.sweeps else [c for c in counts if since is None or str(c["created"]) >= since]
     if not chosen and not shown and not shown_counts:
@@ -112,14 +112,14 @@ def collect(store, selection: Selection | None = None) -> Collected:
     return Collected(
         store.root,
         chosen,
-        _row_dicts(recent),
+        row_dicts(recent),
         shown,
         shown_counts,
         outside=len(set(runs["key"]) - in_studies) if len(runs) else 0,
     )
 
 
-def _with_job_failures(store, study: Study, runs: pd.DataFrame) -> Summary | None:
+def with_job_failures(store, study: Study, runs: pd.DataFrame) -> Summary | None:
     """The study's summary with the failed rows of its Slurm jobs (None when no job of it failed)."""
     from dlbench.sweep.slurm_jobs import recorded_failures
 
@@ -163,7 +163,8 @@ def _plain(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _row_dicts(df: pd.DataFrame) -> dict[str, dict]:
+def row_dicts(df: pd.DataFrame) -> dict[str, dict]:
+    """{run key: runs row as a dict, NaN read as None}."""
     return {r["key"]: {k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")} if len(df) else {}
 
 

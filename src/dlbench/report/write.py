@@ -90,8 +90,21 @@ def _check_writable(out: Path, fmt: str) -> None:
         )
 
 
+def _build(store, selection: Selection | None, data_dir: Path | None, study: str | None):
+    """The general report, or with ``study`` the report of that study run (its sections in order)."""
+    if study is None:
+        return build_report(store, selection, data_dir)
+    from dlbench.report.study import build_study_report
+
+    return build_study_report(store, study, data_dir)
+
+
 def report_text(
-    store, fmt: str | None = None, selection: Selection | None = None, data_dir: Path | None = None
+    store,
+    fmt: str | None = None,
+    selection: Selection | None = None,
+    data_dir: Path | None = None,
+    study: str | None = None,
 ) -> tuple[str, int]:
     """The report as one text for standard output (``--out -``) and the number of figures it leaves out.
 
@@ -102,14 +115,19 @@ def report_text(
         UsageError: Nothing to report.
     """
     fmt = resolve_format(Path(STDOUT), fmt)
-    report = build_report(store, selection, data_dir)
+    report = _build(store, selection, data_dir, study)
     if fmt == "html":
         return render_html(report), 0
     return render_markdown(report, None), len(report.images())
 
 
 def write_report(
-    store, out: Path, fmt: str | None = None, selection: Selection | None = None, data_dir: Path | None = None
+    store,
+    out: Path,
+    fmt: str | None = None,
+    selection: Selection | None = None,
+    data_dir: Path | None = None,
+    study: str | None = None,
 ) -> Written:
     """Build the report and write it to ``out`` (Markdown: plus ``<stem>_files/`` beside it).
 
@@ -122,7 +140,7 @@ def write_report(
     _check_target(out)  # a folder, device, fifo or symlink is refused as such, whatever its name
     fmt = resolve_format(out, fmt)
     _check_writable(out, fmt)
-    report = build_report(store, selection, data_dir)
+    report = _build(store, selection, data_dir, study)
     written: list[Path] = []
     folder = None
     try:
