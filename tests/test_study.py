@@ -1,327 +1,165 @@
-"""`dlbench study`: a study file runs section by section through the cache, reruns train nothing, the report
-follows the file's sections; every built-in study plans at both scales; bad files are one line each."""
+"""The typed Study: saved and loaded by the cache, one rule for the best and the worst trial, and `sweep`'s
+figures and `report` naming the same best and worst trial (also with --repeats).
+
+Results are recorded through ``Store.save`` with made-up metrics (no training), so the scores are known.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
-import re
-import subprocess
-import sys
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-TINY = """
-title = "Tiny study"
-text = "Two sweeps, a count table and a kernels figure on shapes."
+from dlbench.cache import Store
+from dlbench.engine.result import RunResult
+from dlbench.sweep.grid import plan_sweep
+from dlbench.sweep.study import Axis, Study, StudyTrial
 
-[[sections]]
-heading = "Which activation?"
-text = "ReLU against tanh."
-[sections.sweep]
-model = "mlp"
-dataset = "shapes"
-param = "activation"
-values = ["relu", "tanh"]
-settings = { width = 16 }
-dataset_options = { train_size = 300, test_size = 100 }
-options = { epochs = 1, batch_size = 64 }
-
-[[sections]]
-heading = "Which learning rate?"
-[sections.sweep]
-model = "mlp"
-dataset = "shapes"
-grid = { lr = [0.1, 0.03] }
-settings = { width = 16 }
-dataset_options = { train_size = 300, test_size = 100 }
-options = { epochs = 1, batch_size = 64 }
-
-[[sections]]
-heading = "How many parameters?"
-[sections.count]
-model = "mlp"
-dataset = "shapes"
-settings = { width = [16, 32] }
-
-[[sections]]
-heading = "What do the kernels look like?"
-[sections.kernels]
-model = "cnn"
-dataset = "shapes"
-settings = { width = 4, depth = 1 }
-dataset_options = { train_size = 300, test_size = 100 }
-options = { epochs = 1, batch_size = 64 }
-"""
+DATA = {"train_size": "200", "test_size": "40"}
+ARGS = ["--model", "mlp", "--set", "width=8", "--dataset", "shapes", "--epochs", "1"]
+ARGS += ["--dataset-opt", "train_size=200", "--dataset-opt", "test_size=40"]
+# lr=0.01 has the single best seed (0.9) but the worse mean (0.5); lr=0.02 the better mean (0.6).
+VAL_ACC = {("0.01", 0): 0.9, ("0.01", 1): 0.1, ("0.02", 0): 0.62, ("0.02", 1): 0.58}
 
 
-def starts(log: Path) -> list[str]:
-    if not log.exists():
-        return []
-    return [line.split()[1] for line in log.read_text().splitlines() if line.split()[2] == "start"]
-
-
-def test_study_runs_reruns_from_the_cache_and_reports_its_sections_in_order(cli, tmp_path, monkeypatch):
-    study = tmp_path / "tiny.toml"
-    study.write_text(TINY)
-    log = tmp_path / "train.log"
-    monkeypatch.setenv("DLBENCH_TRAIN_LOG", str(log))
-
-    planned = cli("study", "run", study, "--plan", "--format", "json")
-    assert planned.code == 0, planned
-    assert not log.exists() and not Path(os.environ["DLBENCH_HOME"], "runs").exists()  # --plan trains nothing
-
-    first = cli("study", "run", study)
-    assert first.code == 0, first
-    assert len(starts(log)) == 5  # 2 + 2 sweep trials and the kernels model
-    assert "report --study tiny --out report.html" in first.out
-
-    again = cli("study", "run", study)
-    assert again.code == 0, again
-    assert len(starts(log)) == 5  # nothing trained the second time
-
-    from dlbench.cache import Store
-
-    record = Store(Path(os.environ["DLBENCH_HOME"])).get_study_run("tiny")
-    assert record["file"] == TINY and [s["kind"] for s in record["sections"]] == [
-        "sweep",
-        "sweep",
-        "count",
-        "kernels",
-    ]
-    assert record["sections"][1]["sweep"] == "tiny-2-lr-mlp-shapes"
-    assert record["sections"][0]["step"]["values"] == ["relu", "tanh"]
-
-    replanned = cli("study", "run", study, "--plan", "--format", "csv")
-    assert replanned.out.count(",cached") == 5 and "to train" not in replanned.out
-
-    out = tmp_path / "report" / "study.md"
-    res = cli("report", "--study", "tiny", "--out", out)
-    assert res.code == 0, res
-    text = out.read_text()
-    tops = re.findall(r"^## (.+)$", text, flags=re.M)
-    assert tops == [
-        "1. Which activation?",
-        "2. Which learning rate?",
-        "3. How many parameters?",
-        "4. What do the kernels look like?",
-        "Environment",
-    ]
-    assert text.index("ReLU against tanh.") < text.index("### Sweep tiny-1-activation-mlp-shapes")
-    assert text.index("### Sweep tiny-2-lr-mlp-shapes") < text.index("| 32 | 99,722 |")
-    assert "dlbench visualize-kernels --run" in text.split("## 4.")[1]
-    assert len(list((out.parent / "study_files").glob("kernels-*.png"))) == 1
-
-    # HTML, built in a fresh process: the study's report reads records only, no engine and no model
-    html = tmp_path / "report" / "study.html"
-    code = (
-        "import sys; from pathlib import Path; from dlbench.cache import Store; "
-        "from dlbench.report.write import write_report; "
-        f"write_report(Store(Path({os.environ['DLBENCH_HOME']!r})), Path({str(html)!r}), study='tiny'); "
-        "print(sorted(m for m in sys.modules if m.startswith(('dlbench.engine', 'dlbench.models', "
-        "'dlbench.studies'))))"
-    )
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": src}
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stdout.strip() == "[]"
-    page = html.read_text()
-    assert (
-        page.index("1. Which activation?")
-        < page.index("2. Which learning rate?")
-        < page.index("4. What do the")
-    )
-    assert page.count("<img") >= 7  # the sweeps' figures and the kernels figure, embedded
-
-
-def test_report_study_refuses_an_unknown_study_and_other_filters(cli, tmp_path):
-    res = cli("report", "--study", "nope", "--out", tmp_path / "r.md")
-    assert res.code != 0 and "unknown study 'nope'" in res.err
-    res = cli("report", "--study", "nope", "--sweep", "x", "--out", tmp_path / "r.md")
-    assert res.code == 2 and "drop --sweep x" in res.err and not (tmp_path / "r.md").exists()
-
-
-def _names() -> list[str]:
-    from dlbench.studies.builtin import builtin_names
-
-    return builtin_names()
-
-
-@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
-@pytest.mark.parametrize("name", _names())
-def test_every_builtin_study_parses_and_plans_without_training(name, quick, monkeypatch):
-    from dlbench.studies.builtin import load_builtin
-    from dlbench.studies.plan import plan_study
-
-    monkeypatch.setattr("dlbench.engine.train", lambda *a, **k: pytest.fail("planning trained"))
-    study = load_builtin(name)
-    plan = plan_study(study, quick=quick)
-    configs = plan.configs()
-    assert len(plan.sections) == len(study.sections) >= 4
-    assert len(configs) >= 5
-    assert all(len(c.key) >= 16 for _, _, c in configs)
-    names = [ps.sweep.name for ps in plan.sections if ps.sweep]
-    assert len(names) == len(set(names)) and all(n.startswith(name) for n in names)
-    if quick:  # no real files here: shapes stands in, one epoch on a subset
-        assert {c.dataset for _, _, c in configs} == {"shapes"}
-        assert max(c.options.epochs for _, _, c in configs) <= 2
-    else:
-        assert {c.dataset for _, _, c in configs} <= {"cifar10", "fashion-mnist"}
-
-
-def test_list_and_show_print_the_builtins_as_files(cli, tmp_path):
-    listed = cli("study", "list", "--format", "csv")
-    assert listed.code == 0
-    names = _names()
-    assert len(names) == 5 and all(n in listed.out for n in names)
-    shown = cli("study", "show", names[0])
-    assert tomllib.loads(shown.out)["title"]
-    copy = tmp_path / "copy.toml"
-    copy.write_text(shown.out)
-    assert cli("study", "run", copy, "--plan").code == 0
-    res = cli("study", "show", "activation-lr")
-    assert res.code == 2 and "unknown built-in study 'activation-lr'" in res.err
-
-
-SECTION = '[[sections]]\nheading = "Q"\n[sections.sweep]\nmodel = "mlp"\ndataset = "shapes"\nparam = "lr"\n'
-BAD = {
-    "unknown top-level key": ('title = "T"\ntitel = "x"\n' + SECTION, "titel: unknown key"),
-    "unknown section key": (
-        'title = "T"\n' + SECTION.replace('heading = "Q"\n', 'heading = "Q"\nquestion = "x"\n'),
-        "sections[1].question: unknown key",
-    ),
-    "unknown step key": (
-        'title = "T"\n' + SECTION + "valuse = [1]\n",
-        "sections[1].sweep.valuse: unknown key",
-    ),
-    "two steps": (
-        'title = "T"\n' + SECTION + '[sections.count]\nmodel = "mlp"\n',
-        "sections[1]: two steps (sweep and count)",
-    ),
-    "no step": ('title = "T"\n[[sections]]\nheading = "Q"\n', "sections[1]: no step"),
-    "wrong type": (
-        'title = "T"\n' + SECTION + 'repeats = "two"\n',
-        "sections[1].sweep.repeats: must be an integer",
-    ),
-    "unknown model": ('title = "T"\n' + SECTION.replace('"mlp"', '"mlq"'), "unknown model 'mlq'"),
-    "unknown param": ('title = "T"\n' + SECTION.replace('"lr"', '"lrr"'), "unknown sweep parameter 'lrr'"),
-    "invalid value": ('title = "T"\n' + SECTION + "values = [-1.0]\n", "lr"),
-    "toml syntax": ('title = "T"\n' + SECTION + "values = 1e-3 1e-4\nrepeats = 1\n", "not valid TOML"),
-    "empty sections": ('title = "T"\nsections = []\n', "'sections' is empty"),
-    "no title": (SECTION, "'title' is missing"),
-    "duplicate heading": ('title = "T"\n' + SECTION + SECTION, "also the heading of sections[1]"),
-    "unknown option": (
-        'title = "T"\n' + SECTION + "options = { lrate = 0.1 }\n",
-        "unknown training option 'lrate'",
-    ),
-    "values without param": (
-        'title = "T"\n' + SECTION.replace('param = "lr"\n', "") + "values = [1]\n",
-        "'values' without 'param'",
-    ),
-    "unknown quick key": (
-        'title = "T"\n' + SECTION + "[sections.quick]\nepochs = 1\n",
-        "sections[1].quick.epochs",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD))
-def test_a_bad_study_file_is_one_line_naming_the_file_and_key(case, cli, tmp_path):
-    body, expected = BAD[case]
-    path = tmp_path / "bad.toml"
-    path.write_text(body)
-    res = cli("study", "run", path)
-    assert res.code == 2, res
-    lines = res.err.strip().splitlines()
-    assert len(lines) == 1, res.err
-    assert str(path) in lines[0] and expected in lines[0], lines[0]
-    assert not Path(os.environ["DLBENCH_HOME"]).exists()  # nothing written
-    if case == "toml syntax":
-        assert "line 8" in lines[0]
-
-
-def test_executor_flags_are_checked_before_anything_runs(cli, tmp_path):
-    res = cli("study", "run", "mlp-training-and-transfer", "--jobs", "2")
-    assert res.code == 2 and "--executor local" in res.err
-    res = cli("study", "run", "mlp-training-and-transfer", "--slurm-partition", "gpu")
-    assert res.code == 2 and "--executor slurm" in res.err
-    assert not Path(os.environ["DLBENCH_HOME"]).exists()
-
-
-def test_an_unknown_builtin_name_says_how_to_find_one(cli):
-    res = cli("study", "run", "no-such-study", "--plan")
-    assert res.code == 2 and "dlbench study list" in res.err and len(res.err.strip().splitlines()) == 1
-
-
-QUICK = """
-title = "Quick rules"
-[quick]
-dataset = "shapes"
-dataset_options = { train_size = 600, test_size = 200 }
-options = { epochs = 1, batch_size = 32, train_subset = 500 }
-
-[[sections]]
-heading = "Which batch size?"
-[sections.sweep]
-model = "mlp"
-dataset = "fashion-mnist"
-param = "batch_size"
-values = [16, 64]
-options = { epochs = 20, lr = 0.1 }
-[sections.quick]
-values = [8]
-settings = { width = 8 }
-options = { train_subset = 200 }
-
-[[sections]]
-heading = "How large?"
-[sections.count]
-model = "mlp"
-dataset = "fashion-mnist"
-"""
-
-
-def test_the_quick_scale_merges_its_tables_and_stands_in_for_absent_files(tmp_path):
-    from dlbench.studies.file import parse_study
-    from dlbench.studies.plan import plan_study
-
-    study = parse_study(QUICK, "quick.toml", "quick")
-    full = plan_study(study, data_dir=tmp_path / "empty")
-    assert [(c.dataset, c.options.epochs, c.options.batch_size) for _, _, c in full.configs()] == [
-        ("fashion-mnist", 20, 16),
-        ("fashion-mnist", 20, 64),
-    ]
-    quick = plan_study(study, quick=True, data_dir=tmp_path / "empty")
-    (_, label, c), *rest = quick.configs()
-    assert (
-        not rest and label == "batch_size=8"
-    )  # the section's values; [quick] batch_size is swept, so left out
-    assert (c.dataset, c.dataset_options["train_size"], c.options.epochs, c.options.lr) == (
+def _plan(repeats: int = 2):
+    return plan_sweep(
+        "mlp",
         "shapes",
-        600,
-        1,
-        0.1,
+        [("lr", ["0.01", "0.02"])],
+        settings={"width": "8"},
+        dataset_options=dict(DATA),
+        options={"epochs": "1"},
+        repeats=repeats,
     )
-    assert c.options.train_subset == 200 and c.model_settings["width"] == 8  # the section's quick table wins
-    assert quick.sections[0].sweep.name == "quick-quick-1-batch-size-mlp-shapes"
-    assert quick.sections[1].count.title.startswith("mlp on fashion-mnist")  # counting needs no files
 
 
-def test_the_quick_scale_keeps_real_files_when_present(tmp_path):
-    from tests.conftest import SHARED_DATA
+def _fake_result(val_acc: float, right: bool) -> RunResult:
+    """A finished run with known accuracies; it classifies all ten test images right (or all wrong)."""
+    summary = {"params": 1000, "trainable": 1000, "best_val_acc": val_acc, "test_acc": val_acc - 0.05}
+    summary.update(seconds_per_epoch=1.0, inference_seconds=0.1, images_per_sec=100.0, peak_memory_mb=0.0)
+    summary["initial_val_acc"] = 0.25
+    epochs = [{"epoch": 0, "train_loss": 1.0, "val_loss": 1.1, "train_acc": val_acc, "val_acc": val_acc}]
+    labels = [i % 4 for i in range(10)]
+    preds = {
+        "index": list(range(10)),
+        "label": labels,
+        "pred": [y if right else (y + 1) % 4 for y in labels],
+        "confidence": [0.5 + i / 100 for i in range(10)],
+    }
+    steps = [{"step": s, "epoch": 0, "loss": 1.0 / (s + 1)} for s in range(5)]
+    grads = [{"epoch": 0, "layer": "global", "depth": 0, "mean_norm": 1.0, "max_norm": 2.0}]
+    return RunResult("ok", "", summary, epochs, steps, grads, preds)
 
-    if not (SHARED_DATA / "fashion-mnist").is_dir():
-        pytest.skip("no Fashion-MNIST files (set DLBENCH_TEST_DATA)")
-    from dlbench.studies.file import parse_study
-    from dlbench.studies.plan import plan_study
 
-    quick = plan_study(parse_study(QUICK, "quick.toml", "quick"), quick=True, data_dir=SHARED_DATA)
-    [(_, _, c)] = quick.configs()
-    assert c.dataset == "fashion-mnist" and c.options.train_subset == 200 and c.dataset_options == {}
+def _record(store: Store, plan) -> dict[tuple, str]:
+    """Save made-up results for every trial; returns {(lr, repeat): key}."""
+    keys = {}
+    for trial in plan.trials:
+        val = VAL_ACC[(trial.values["lr"], trial.repeat)]
+        store.save(trial.config, _fake_result(val, right=val > 0.5))
+        keys[(trial.values["lr"], trial.repeat)] = trial.config.key
+    return keys
+
+
+def test_study_round_trips_through_the_store(tmp_path):
+    study = _plan().study("dlbench sweep lr 0.01,0.02 --repeats 2")
+    store = Store(tmp_path / "cache")
+    store.save_sweep(study.to_dict())
+    assert Study.from_dict(store.get_sweep(study.name)) == study
+    assert [Study.from_dict(d) for d in store.sweeps()] == [study]
+    assert study.axes == [Axis("lr", "option", ["0.01", "0.02"])] and study.repeats == 2
+    assert [t.repeat for t in study.trials] == [0, 1, 0, 1] and len(set(study.keys)) == 4
+    # a definition written before `command` existed still loads
+    old = {k: v for k, v in study.to_dict().items() if k != "command"}
+    assert Study.from_dict(old).command == ""
+
+
+def test_best_and_worst_are_decided_per_value_combination(tmp_path):
+    plan = _plan()
+    store = Store(tmp_path / "cache")
+    keys = _record(store, plan)
+    study = plan.study()
+    summary = study.summary(store.runs())
+    assert [r["lr"] for r in summary.rows] == [0.01, 0.02]
+    assert summary.rows[0]["best_val_acc"] == pytest.approx(0.5) and summary.rows[1]["seeds"] == 2
+    assert summary.best == 1 and summary.worst == 0
+    assert summary.best_key == keys[("0.02", 0)] and summary.worst_key == keys[("0.01", 1)]
+    # without repeats the rule is simply the best and the worst trial
+    single = Study("s", "mlp", "shapes", study.axes, [StudyTrial(keys[("0.01", 0)], {"lr": "0.01"})])
+    one = single.summary(store.runs())
+    assert one.best == 0 and one.best_key == keys[("0.01", 0)] and one.worst_key is None
+    # trials missing from the runs rows are left out; a study with none has no best
+    assert Study("e", "mlp", "shapes", study.axes).summary(store.runs()).best is None
+    assert len(study.summary(store.runs().iloc[:2]).trials) == 2
+
+
+def test_diverged_trials_are_never_best(tmp_path):
+    plan = _plan(repeats=1)
+    store = Store(tmp_path / "cache")
+    low, high = (t.config for t in plan.trials)
+    store.save(low, _fake_result(0.4, right=False))
+    diverged = _fake_result(0.95, right=True)
+    diverged.status, diverged.message = "diverged", "loss became nan at epoch 1"
+    store.save(high, diverged)
+    summary = plan.study().summary(store.runs())
+    assert summary.best == 0 and summary.best_key == low.key and summary.worst_key is None
+    assert math.isclose(summary.rows[1]["best_val_acc"], 0.95) and summary.rows[1]["status"] == "diverged"
+
+
+def test_sweep_figures_and_report_name_the_same_best_and_worst(cli, tmp_path, monkeypatch):
+    import dlbench.report.plots as plots
+
+    cache = Path(os.environ["DLBENCH_HOME"])
+    keys = _record(Store(cache), _plan())
+    drawn: list[dict] = []  # the legend labels of every curves figure drawn
+
+    def recording(epochs, labels, title, _draw=plots.curves_png):
+        drawn.append(dict(labels))
+        return _draw(epochs, labels, title)
+
+    def no_training(*a, **k):
+        raise AssertionError("every trial is recorded: nothing may train")
+
+    monkeypatch.setattr(plots, "curves_png", recording)
+    monkeypatch.setattr("dlbench.engine.train", no_training)
+    res = cli(
+        "sweep",
+        "lr",
+        "0.01,0.02",
+        *ARGS,
+        "--repeats",
+        "2",
+        "--format",
+        "json",
+        "--figures-dir",
+        tmp_path / "f",
+    )
+    assert res.code == 0, res
+    assert [r["best"] for r in json.loads(res.out)] == [False, True]
+    out = tmp_path / "report.md"
+    res = cli("report", "--out", out)
+    assert res.code == 0, res
+    best, worst = keys[("0.02", 0)], keys[("0.01", 1)]
+    assert len(drawn) == 2
+    for labels in drawn:  # the sweep's figure, then the report's
+        assert [k for k, v in labels.items() if v.endswith("(best)")] == [best]
+        assert [k for k, v in labels.items() if v.endswith("(worst)")] == [worst]
+    text = out.read_text()
+    assert "Best by validation accuracy: **lr=0.02**" in text
+    assert "Worst by validation accuracy: **lr=0.01**" in text
+    assert "the best trial (**lr=0.02 (seed 0)**)" in text and "the worst (**lr=0.01 (seed 1)**)" in text
+
+
+def test_results_read_absent_columns_as_missing():
+    plan = _plan(repeats=1)
+    config = plan.trials[0].config
+    runs = pd.DataFrame(
+        [{"key": config.key, "status": "ok", "config": config.canonical_json(), "best_val_acc": 0.5}]
+    )
+    trials = plan.study().results(runs)
+    assert len(trials) == 1 and math.isnan(trials["params"].iloc[0]) and trials["message"].iloc[0] == ""
