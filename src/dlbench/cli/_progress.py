@@ -88,7 +88,7 @@ class TrainProgress:
             self.total_epochs = d["epochs"]
             resumed = f", resumed after epoch {d['start_epoch']}" if d.get("resumed") else ""
             err.print(
-                f"{self.label}: {d['epochs']} epochs of {d['steps_per_epoch']} steps{resumed}",
+                f"{self.label}: {_count(d['epochs'], 'epoch')} of {_count(d['steps_per_epoch'], 'step')}{resumed}",
                 markup=False,
                 highlight=False,
             )
@@ -121,3 +121,7 @@ class TrainProgress:
             if task is not None:
                 self.progress.remove_task(task)
         self.epochs = self.batches = None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
