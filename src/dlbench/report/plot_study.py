@@ -1,0 +1,131 @@
+"""Figures of a study's final results against what it swept: the metric against the value of one axis (log x
+for lr, weight decay and any positive axis spanning more than a decade; points in the study's order for a
+categorical axis; mean with a min-max band under ``--repeats``), and an annotated heatmap for a two-axis grid."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from dlbench.report.plot_base import LOG_AXES, colour, pyplot, spans_a_decade
+from dlbench.settings import format_value
+from dlbench.sweep.study import Study, Summary
+
+METRICS = (("best_val_acc", "best validation accuracy"), ("test_acc", "test accuracy"))
+
+
+def is_number(value) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def result_figure(study: Study, summary: Summary) -> tuple[str, object] | None:
+    """("metric", figure) for one axis, ("heatmap", figure) for two, None otherwise or with no finished trial."""
+    ok = summary.trials[summary.trials["status"] == "ok"]
+    if ok.empty:
+        return None
+    if len(study.axes) == 1:
+        return "metric", metric_fig(study, summary, ok)
+    if len(study.axes) == 2:
+        return "heatmap", heatmap_fig(study, summary)
+    return None
+
+
+def _values(trials: pd.DataFrame, axis: str) -> tuple[pd.Series, dict]:
+    """(each trial's value as text, {text: typed value}) in the study's order (values of lists are texts)."""
+    text = trials[axis].map(format_value)
+    return text, dict(zip(text, trials[axis], strict=True))
+
+
+def metric_fig(study: Study, summary: Summary, ok: pd.DataFrame):
+    plt = pyplot()
+    axis = study.axis_names[0]
+    _, typed = _values(summary.trials, axis)
+    text, _ = _values(ok, axis)
+    names = list(typed)
+    numeric = all(is_number(v) for v in typed.values())
+    x = {n: (float(typed[n]) if numeric else i) for i, n in enumerate(names)}
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    seeds = ok.groupby(text, sort=False).size().max()
+    for i, (col, name) in enumerate(METRICS):
+        stats = ok[col].groupby(text, sort=False).agg(["mean", "min", "max"]).reindex(names).dropna()
+        xs = np.array([x[n] for n in stats.index]) + (0 if numeric else (i - 0.5) * 0.12)
+        if study.repeats > 1:
+            label = f"{name} (mean; band min-max over {seeds} seeds)"
+            if numeric:
+                ax.fill_between(xs, stats["min"], stats["max"], color=colour(i), alpha=0.18, linewidth=0)
+                ax.plot(xs, stats["mean"], marker="o", color=colour(i), label=label)
+            else:
+                err = [stats["mean"] - stats["min"], stats["max"] - stats["mean"]]
+                ax.errorbar(xs, stats["mean"], yerr=err, fmt="o", capsize=4, color=colour(i), label=label)
+        else:
+            ax.plot(
+                xs,
+                stats["mean"],
+                marker="o",
+                linestyle="-" if numeric else "none",
+                color=colour(i),
+                label=name,
+            )
+    if numeric and all(v > 0 for v in x.values()) and (axis in LOG_AXES or spans_a_decade(list(x.values()))):
+        ax.set_xscale("log")
+    ax.set_xticks([x[n] for n in names], names, rotation=30 if len(names) > 6 else 0)
+    ax.minorticks_off()
+    if not numeric:
+        ax.set_xlim(-0.5, len(names) - 0.5)
+    if summary.best is not None:
+        best = format_value(summary.rows[summary.best][axis])
+        ax.axvline(x[best], color="0.5", linestyle=":", label=f"best by validation accuracy: {axis}={best}")
+    ax.set(xlabel=axis + ("" if numeric else " (in the sweep's order)"), ylabel="accuracy")
+    ax.set_title(f"{study.model} on {study.dataset}: final accuracy against {axis}", y=1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.92, bottom=0.14 if len(names) <= 6 else 0.2)
+    return fig
+
+
+def grid(study: Study, summary: Summary, col: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(row values, column values, matrix of ``col``): the first axis down, the second across, NaN where
+    the grid has no finished combination."""
+    a, b = study.axis_names[:2]
+    rows = list(dict.fromkeys(format_value(r[a]) for r in summary.rows))
+    cols = list(dict.fromkeys(format_value(r[b]) for r in summary.rows))
+    m = np.full((len(rows), len(cols)), np.nan)
+    for r in summary.rows:
+        value = r.get(col)
+        if r["status"] == "ok" or (isinstance(value, float) and not math.isnan(value)):
+            m[rows.index(format_value(r[a])), cols.index(format_value(r[b]))] = value
+    return rows, cols, m
+
+
+def heatmap_fig(study: Study, summary: Summary):
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    a, b = study.axis_names[:2]
+    rows, cols, _ = grid(study, summary, "best_val_acc")
+    w = min(7.5, 2.6 + 0.8 * len(cols))
+    fig, axes = plt.subplots(1, 2, figsize=(2 * w + 0.6, 1.6 + 0.55 * len(rows) + 0.4))
+    font = 9 if len(rows) * len(cols) <= 64 else 7
+    best = summary.rows[summary.best] if summary.best is not None else None
+    for ax, (col, name) in zip(axes, METRICS, strict=True):
+        _, _, m = grid(study, summary, col)
+        image = ax.imshow(m, cmap="viridis", aspect="auto")
+        mid = np.nanmean(m) if np.isfinite(m).any() else 0
+        for (i, j), v in np.ndenumerate(m):
+            text = "-" if math.isnan(v) else f"{v:.3f}"
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=font, color="white" if v < mid else "black"
+            )
+        if best is not None:
+            i, j = rows.index(format_value(best[a])), cols.index(format_value(best[b]))
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+        ax.set_xticks(range(len(cols)), cols, rotation=30 if len(cols) > 6 else 0)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set(xlabel=b, ylabel=a)
+        ax.set_title(name + (" (mean over seeds)" if study.repeats > 1 else ""), y=1.0)
+        fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    fig.suptitle(f"{study.model} on {study.dataset}: {a} by {b} (red: best by validation accuracy)")
+    fig.subplots_adjust(left=0.07, right=0.95, top=0.86, bottom=0.16, wspace=0.32)
+    return fig
