@@ -19,7 +19,7 @@ from dlbench.report.plot_base import pyplot
 from dlbench.report.plot_classes import confusion_fig
 from dlbench.report.plot_curves import grad_norms_fig, kind_from_name
 from dlbench.report.plot_study import result_figure
-from dlbench.report.plots import draw_sweep, seeds_band_fig, seed_groups
+from dlbench.report.plots import draw_sweep, seed_groups, seeds_band_fig
 from dlbench.sweep.grid import plan_sweep
 
 DATA = {"train_size": "200", "test_size": "40"}
@@ -144,7 +144,7 @@ def test_confusion_counts_equal_the_cached_predictions(tmp_path):
     expected = pd.crosstab(preds["label"], preds["pred"]).reindex(
         index=range(10), columns=range(10), fill_value=0
     )
-    fig = confusion_fig(preds, ["c%d" % i for i in range(10)], "t")
+    fig = confusion_fig(preds, [f"c{i}" for i in range(10)], "t")
     matrix = fig.axes[0]
     drawn = np.zeros((10, 10), dtype=int)
     for t in matrix.texts:
