@@ -14,6 +14,10 @@ from dlbench.settings import format_value
 from dlbench.sweep.study import Study, Summary
 
 METRICS = (("best_val_acc", "best validation accuracy"), ("test_acc", "test accuracy"))
+MAX_TICKS = 16  # swept values labelled one by one up to this many
+ANNOTATED = (
+    100  # heatmap cells annotated with their value up to this many (more are unreadable: see the table)
+)
 
 
 def is_number(value) -> bool:
@@ -70,8 +74,9 @@ def metric_fig(study: Study, summary: Summary, ok: pd.DataFrame):
             )
     if numeric and all(v > 0 for v in x.values()) and (axis in LOG_AXES or spans_a_decade(list(x.values()))):
         ax.set_xscale("log")
-    ax.set_xticks([x[n] for n in names], names, rotation=30 if len(names) > 6 else 0)
-    ax.minorticks_off()
+    if len(names) <= MAX_TICKS or not numeric:  # a long numeric sweep keeps matplotlib's own few ticks
+        ax.set_xticks([x[n] for n in names], names, rotation=30 if len(names) > 6 else 0)
+        ax.minorticks_off()
     if not numeric:
         ax.set_xlim(-0.5, len(names) - 0.5)
     if summary.best is not None:
@@ -105,27 +110,42 @@ def heatmap_fig(study: Study, summary: Summary):
 
     a, b = study.axis_names[:2]
     rows, cols, _ = grid(study, summary, "best_val_acc")
-    w = min(7.5, 2.6 + 0.8 * len(cols))
-    fig, axes = plt.subplots(1, 2, figsize=(2 * w + 0.6, 1.6 + 0.55 * len(rows) + 0.4))
-    font = 9 if len(rows) * len(cols) <= 64 else 7
+    wide = len(cols) > 8  # many columns: the two panels one above the other, each the figure's full width
+    w = 10.5 if wide else min(7.5, 2.6 + 0.8 * len(cols))
+    h = 1.2 + 0.4 * len(rows) + (0.5 if wide else 0)
+    fig, axes = plt.subplots(
+        2 if wide else 1, 1 if wide else 2, figsize=(w if wide else 2 * w + 0.6, 2 * h if wide else h + 0.4)
+    )
     best = summary.rows[summary.best] if summary.best is not None else None
     for ax, (col, name) in zip(axes, METRICS, strict=True):
         _, _, m = grid(study, summary, col)
         image = ax.imshow(m, cmap="viridis", aspect="auto")
-        mid = np.nanmean(m) if np.isfinite(m).any() else 0
-        for (i, j), v in np.ndenumerate(m):
-            text = "-" if math.isnan(v) else f"{v:.3f}"
-            ax.text(
-                j, i, text, ha="center", va="center", fontsize=font, color="white" if v < mid else "black"
-            )
+        if m.size <= ANNOTATED:
+            _annotate(ax, m, 9 if m.size <= 42 else 7)
         if best is not None:
             i, j = rows.index(format_value(best[a])), cols.index(format_value(best[b]))
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-        ax.set_xticks(range(len(cols)), cols, rotation=30 if len(cols) > 6 else 0)
+        ax.set_xticks(range(len(cols)), cols, rotation=90 if len(cols) > 6 else 0)
         ax.set_yticks(range(len(rows)), rows)
         ax.set(xlabel=b, ylabel=a)
         ax.set_title(name + (" (mean over seeds)" if study.repeats > 1 else ""), y=1.0)
         fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
-    fig.suptitle(f"{study.model} on {study.dataset}: {a} by {b} (red: best by validation accuracy)")
-    fig.subplots_adjust(left=0.07, right=0.95, top=0.86, bottom=0.16, wspace=0.32)
+    what = "red: best by validation accuracy" + (
+        "" if len(rows) * len(cols) <= ANNOTATED else "; values in the table"
+    )
+    fig.suptitle(f"{study.model} on {study.dataset}: {a} by {b} ({what})")
+    if wide:
+        fig.subplots_adjust(
+            left=0.08, right=0.97, top=1 - 0.5 / (2 * h), bottom=0.9 / (2 * h), hspace=0.9 / h
+        )
+    else:
+        fig.subplots_adjust(left=0.07, right=0.95, top=0.86, bottom=0.16, wspace=0.32)
     return fig
+
+
+def _annotate(ax, m: np.ndarray, font: float) -> None:
+    """Each cell's value, white on the dark half of the colour map."""
+    mid = np.nanmean(m) if np.isfinite(m).any() else 0
+    for (i, j), v in np.ndenumerate(m):
+        text = "-" if math.isnan(v) else f"{v:.3f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=font, color="white" if v < mid else "black")
