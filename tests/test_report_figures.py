@@ -246,3 +246,37 @@ def test_contents_link_to_every_heading_and_held_fixed_settings_are_collapsed(tm
     md_links = re.findall(r"\]\(#([^)]+)\)", text)
     assert md_links and set(md_links) == set(unique)
     assert text.count("<details>") == 2 and text.count("</details>") == 2
+
+
+def test_figures_reused_from_the_sweep_folder_keep_the_report_order(tmp_path, monkeypatch):
+    import dlbench.report.plots as plots
+    from dlbench.paths import safe_name
+
+    store, study, summary = _study(tmp_path, [("lr", ["0.1", "0.05"])], repeats=2)
+    written = plots.sweep_figures(store, study, store.root / "sweeps" / safe_name(study.name), summary)
+    assert list(written) == ["metric", "seeds", "curves", "confusion", "grad_norms", "step_loss"]
+
+    def no_drawing(*a, **k):
+        raise AssertionError("the sweep's own figures are up to date: nothing may be drawn")
+
+    monkeypatch.setattr(plots, "draw_sweep", no_drawing)
+    _, pngs = plots.sweep_pngs(store, study, summary, store.runs(keys=study.keys))
+    assert list(pngs) == list(written)  # the stamp lists them by name; the report shows them results first
+    assert pngs == {name: path.read_bytes() for name, path in written.items()}
+
+
+def test_under_repeats_the_seeds_of_one_value_share_a_colour_and_differ_in_dash(tmp_path):
+    from dlbench.report.plot_curves import curves_fig
+    from dlbench.report.plots import drawing
+
+    store, study, summary = _study(tmp_path, [("lr", ["0.1", "0.01"])], repeats=2)
+    plan = drawing(study, summary)
+    fig = curves_fig(store.table("epochs", list(plan.labels)), plan.labels, plan.title, plan.seeds)
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    by_value: dict[str, set] = {}
+    for lab, line in lines.items():
+        by_value.setdefault(lab.split(" ")[0], set()).add((line.get_color(), line.get_linestyle()))
+    assert sorted(by_value) == ["lr=0.01", "lr=0.1"]
+    for styles in by_value.values():
+        assert len({c for c, _ in styles}) == 1 and len({d for _, d in styles}) == 2
+    assert by_value["lr=0.1"] != by_value["lr=0.01"]

@@ -10,6 +10,9 @@ import pandas as pd
 
 from dlbench.report.plot_base import colour, integer_x, log_if_positive, marker, pyplot, style
 
+Seeds = dict[str, tuple[int, int]]  # run key -> (value combination's colour index, seed): see trial_style
+
+DASHES = ("-", "--", ":", "-.")  # one per seed under --repeats
 KINDS = ("conv", "linear", "norm", "other")  # gradient-norm panels, in this order
 _NAME_KINDS = (  # the last part of a layer's name, digits stripped -> kind (tables recorded before `kind`)
     ("norm", ("bn", "norm", "ln", "gn")),
@@ -36,7 +39,15 @@ def layer_kinds(layers: pd.DataFrame) -> pd.Series:
     return recorded.fillna(by_name)
 
 
-def curves_fig(epochs: pd.DataFrame, labels: dict[str, str], title: str):
+def trial_style(key: str, i: int, lab: str, seeds: Seeds | None) -> dict:
+    """One colour per trial; under ``--repeats`` one colour per value combination and one dash per seed."""
+    if seeds and key in seeds:
+        value, seed = seeds[key]
+        return {**style(value, lab), "linestyle": DASHES[seed % len(DASHES)]}
+    return style(i, lab)
+
+
+def curves_fig(epochs: pd.DataFrame, labels: dict[str, str], title: str, seeds: Seeds | None = None):
     plt = pyplot()
     groups = {k: g.sort_values("epoch") for k, g in epochs.groupby("key", sort=False)}
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
@@ -50,7 +61,7 @@ def curves_fig(epochs: pd.DataFrame, labels: dict[str, str], title: str):
         for i, (key, lab) in enumerate(labels.items()):
             g = groups.get(key)
             if g is not None and col in g:
-                ax.plot(g["epoch"] + 1, g[col], label=lab, **marker(g), **style(i, lab))
+                ax.plot(g["epoch"] + 1, g[col], label=lab, **marker(g), **trial_style(key, i, lab, seeds))
         ax.set_title(name, y=1.0)  # a fixed y skips matplotlib's costly automatic title placement
         ax.grid(alpha=0.3)
         if "loss" in col and col in epochs:
@@ -82,7 +93,7 @@ def _legend_below(fig, handles, labs, title: str, top: float) -> None:
     fig.legend(handles, labs, loc="lower center", ncol=ncol, frameon=False, fontsize="small")
 
 
-def grad_norms_fig(grads: pd.DataFrame, labels: dict[str, str], title: str):
+def grad_norms_fig(grads: pd.DataFrame, labels: dict[str, str], title: str, seeds: Seeds | None = None):
     """One panel per layer kind (conv, linear, norm, other: a line never joins a convolution to a batch
     norm), each layer at its depth in the network, and the global norm per epoch."""
     plt = pyplot()
@@ -99,7 +110,9 @@ def grad_norms_fig(grads: pd.DataFrame, labels: dict[str, str], title: str):
         for i, (key, lab) in enumerate(labels.items()):
             if key in part.index.get_level_values(0):
                 s = part.loc[key]
-                ax.plot(s.index, s.values, marker="o", markersize=3, label=lab, **style(i, lab))
+                ax.plot(
+                    s.index, s.values, marker="o", markersize=3, label=lab, **trial_style(key, i, lab, seeds)
+                )
         ax.set_title(f"{kind} layers: mean gradient norm over epochs", y=1.0)
         ax.set_xlabel("depth (parameterised layer, input -> output)")
         log_if_positive(ax, part)
@@ -109,7 +122,9 @@ def grad_norms_fig(grads: pd.DataFrame, labels: dict[str, str], title: str):
     for i, (key, lab) in enumerate(labels.items()):
         g = groups.get(key)
         if g is not None:
-            right.plot(g["epoch"] + 1, g["mean_norm"], label=lab, **marker(g), **style(i, lab))
+            right.plot(
+                g["epoch"] + 1, g["mean_norm"], label=lab, **marker(g), **trial_style(key, i, lab, seeds)
+            )
     right.set(xlabel="epoch")
     right.set_title("global gradient norm", y=1.0)
     log_if_positive(right, glob["mean_norm"])
@@ -119,12 +134,12 @@ def grad_norms_fig(grads: pd.DataFrame, labels: dict[str, str], title: str):
         ax.grid(alpha=0.3)
     integer_x(*axes.flat[:n])
     handles, labs = right.get_legend_handles_labels()
-    _legend_below(fig, handles, labs, title, top=1 - 0.55 / height)
+    _legend_below(fig, handles, labs, title, top=1 - 0.8 / height)
     fig.subplots_adjust(hspace=0.45)
     return fig
 
 
-def step_loss_fig(steps: pd.DataFrame, labels: dict[str, str], title: str):
+def step_loss_fig(steps: pd.DataFrame, labels: dict[str, str], title: str, seeds: Seeds | None = None):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5))
     groups = dict(tuple(steps.groupby("key", sort=False)))
@@ -134,7 +149,7 @@ def step_loss_fig(steps: pd.DataFrame, labels: dict[str, str], title: str):
             continue
         g = g.sort_values("step")
         x = g["step"] / max(1, g["step"].max()) * (g["epoch"].max() + 1)  # align runs of different lengths
-        ax.plot(x, g["loss"], alpha=0.85, label=lab, **{**style(i, lab), "linewidth": 0.8})
+        ax.plot(x, g["loss"], alpha=0.85, label=lab, **{**trial_style(key, i, lab, seeds), "linewidth": 0.8})
     log_if_positive(ax, steps["loss"])
     ax.set(xlabel="epoch", ylabel="training loss (per step)")
     ax.set_title(title, y=1.0)

@@ -112,10 +112,9 @@ def heatmap_fig(study: Study, summary: Summary):
     rows, cols, _ = grid(study, summary, "best_val_acc")
     wide = len(cols) > 8  # many columns: the two panels one above the other, each the figure's full width
     w = 10.5 if wide else min(7.5, 2.6 + 0.8 * len(cols))
-    h = 1.2 + 0.4 * len(rows) + (0.5 if wide else 0)
-    fig, axes = plt.subplots(
-        2 if wide else 1, 1 if wide else 2, figsize=(w if wide else 2 * w + 0.6, 2 * h if wide else h + 0.4)
-    )
+    panel = max(1.6, 0.45 * len(rows) + 0.4)  # inches of one heatmap's height
+    size = (w, 2 * panel + 3.2) if wide else (2 * w + 0.6, panel + 1.5)
+    fig, axes = plt.subplots(2 if wide else 1, 1 if wide else 2, figsize=size)
     best = summary.rows[summary.best] if summary.best is not None else None
     for ax, (col, name) in zip(axes, METRICS, strict=True):
         _, _, m = grid(study, summary, col)
@@ -134,12 +133,13 @@ def heatmap_fig(study: Study, summary: Summary):
         "" if len(rows) * len(cols) <= ANNOTATED else "; values in the table"
     )
     fig.suptitle(f"{study.model} on {study.dataset}: {a} by {b} ({what})")
+    height = size[1]  # margins in inches: the titles above, the tick labels and the axis name below
     if wide:
         fig.subplots_adjust(
-            left=0.08, right=0.97, top=1 - 0.5 / (2 * h), bottom=0.9 / (2 * h), hspace=0.9 / h
+            left=0.08, right=0.97, top=1 - 0.75 / height, bottom=1.0 / height, hspace=1.4 / panel
         )
     else:
-        fig.subplots_adjust(left=0.07, right=0.95, top=0.86, bottom=0.16, wspace=0.32)
+        fig.subplots_adjust(left=0.07, right=0.95, top=1 - 0.75 / height, bottom=0.7 / height, wspace=0.32)
     return fig
 
 

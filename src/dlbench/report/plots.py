@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -46,11 +46,14 @@ class Drawing:
             ends with ``(best)``, the worst's with ``(worst)`` (see :class:`~dlbench.sweep.study.Summary`).
         title: Figure title.
         note: Why fewer trials are drawn than the study holds ("" when all are).
+        seeds: Under ``--repeats``, {run key: (value combination's colour index, seed)}: the seeds of one
+            value share a colour and differ in dash.
     """
 
     labels: dict[str, str]
     title: str
     note: str = ""
+    seeds: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def drawing(study: Study, summary: Summary) -> Drawing:
@@ -67,7 +70,17 @@ def drawing(study: Study, summary: Summary) -> Drawing:
             f"{len(drawn)} of {len(labels)} trials drawn: the best, the worst and the rest spread evenly "
             "over the sweep's order; the table lists every trial."
         )
-    return Drawing(shown, title, note)
+    return Drawing(shown, title, note, _seeds(study, summary, drawn) if study.repeats > 1 else {})
+
+
+def _seeds(study: Study, summary: Summary, drawn: list[str]) -> dict[str, tuple[int, int]]:
+    rows = summary.trials.drop_duplicates("key").set_index("key").loc[drawn]
+    combos: dict[str, int] = {}
+    out = {}
+    for key, r in zip(drawn, rows.to_dict("records"), strict=True):
+        combo = study.label({a: r[a] for a in study.axis_names})
+        out[key] = (combos.setdefault(combo, len(combos)), int(r["repeat"]))
+    return out
 
 
 def draw_sweep(
@@ -87,14 +100,14 @@ def draw_sweep(
     if seeds and len(epochs):
         figs["seeds"] = seeds_band_fig(epochs, seeds, plan.title)
     if len(epochs):
-        figs["curves"] = curves_fig(epochs[epochs["key"].isin(keys)], plan.labels, plan.title)
+        figs["curves"] = curves_fig(epochs[epochs["key"].isin(keys)], plan.labels, plan.title, plan.seeds)
     confusion = _confusion(store, study, summary, runs)
     if confusion is not None:
         figs["confusion"] = confusion
     for name, table, draw in (("grad_norms", "grads", grad_norms_fig), ("step_loss", "steps", step_loss_fig)):
         df = store.table(table, keys) if keys else pd.DataFrame()
         if len(df):
-            figs[name] = draw(df, plan.labels, plan.title)
+            figs[name] = draw(df, plan.labels, plan.title, plan.seeds)
     return plan, {name: to_png(figs[name]) for name in FIGURES if name in figs}
 
 
@@ -182,5 +195,8 @@ def _kept(folder: Path, stamp: str) -> dict[str, Path] | None:
         return None
     if not isinstance(recorded, dict) or recorded.get("stamp") != stamp:
         return None
-    paths = {name: folder / f"{name}.png" for name in recorded.get("figures", [])}
+    names = sorted(
+        recorded.get("figures", []), key=lambda n: FIGURES.index(n) if n in FIGURES else len(FIGURES)
+    )
+    paths = {name: folder / f"{name}.png" for name in names}  # in the report's order, whatever the stamp's
     return paths if paths and all(p.is_file() and not p.is_symlink() for p in paths.values()) else None
