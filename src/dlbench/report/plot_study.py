@@ -92,15 +92,14 @@ def metric_fig(study: Study, summary: Summary, ok: pd.DataFrame):
 
 def grid(study: Study, summary: Summary, col: str) -> tuple[list[str], list[str], np.ndarray]:
     """(row values, column values, matrix of ``col``): the first axis down, the second across, NaN where
-    the grid has no finished combination."""
+    the grid has no value."""
     a, b = study.axis_names[:2]
     rows = list(dict.fromkeys(format_value(r[a]) for r in summary.rows))
     cols = list(dict.fromkeys(format_value(r[b]) for r in summary.rows))
     m = np.full((len(rows), len(cols)), np.nan)
-    for r in summary.rows:
-        value = r.get(col)
-        if r["status"] == "ok" or (isinstance(value, float) and not math.isnan(value)):
-            m[rows.index(format_value(r[a])), cols.index(format_value(r[b]))] = value
+    for r in summary.rows:  # the values the summary table shows (its status column says which failed)
+        if is_number(r.get(col)):
+            m[rows.index(format_value(r[a])), cols.index(format_value(r[b]))] = r[col]
     return rows, cols, m
 
 
