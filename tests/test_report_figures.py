@@ -47,7 +47,13 @@ def _result(i: int, kinds: bool = True) -> RunResult:
     grads = []
     for e in range(3):
         for depth, (layer, kind) in enumerate([*LAYERS, ("global", "global")]):
-            row = {"epoch": e, "layer": layer, "depth": depth, "mean_norm": 1.0 + depth + i, "max_norm": 9.0}
+            row = {
+                "epoch": e,
+                "layer": layer,
+                "depth": depth,
+                "mean_norm": 10.0 ** (depth - 3) * (1 + i),
+                "max_norm": 9.0,
+            }
             grads.append({**row, "kind": kind} if kinds else row)
     steps = [{"step": s, "epoch": 0, "loss": 1.0 / (s + 1)} for s in range(5)]
     return RunResult("ok", "", summary, epochs, steps, grads, preds)
@@ -171,6 +177,9 @@ def test_grad_norms_grouped_by_kind_never_join_a_conv_to_a_norm(tmp_path, record
         for line in lines:
             depths = list(line.get_xdata())
             assert depths == sorted(depths) and {kind_at[d] for d in depths} == {kind}
+    fig.canvas.draw()  # log axes are labelled in plain numbers (1, 0.1), never mathtext powers
+    labels = [t.get_text() for ax in panels.values() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and not any("$" in t or "e-0" in t for t in labels), labels
     pyplot().close("all")
 
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from dlbench.report.plot_base import LOG_AXES, colour, pyplot, spans_a_decade
+from dlbench.report.plot_base import LOG_AXES, colour, log_scale, pyplot, spans_a_decade
 from dlbench.settings import format_value
 from dlbench.sweep.study import Study, Summary
 
@@ -73,7 +73,7 @@ def metric_fig(study: Study, summary: Summary, ok: pd.DataFrame):
                 label=name,
             )
     if numeric and all(v > 0 for v in x.values()) and (axis in LOG_AXES or spans_a_decade(list(x.values()))):
-        ax.set_xscale("log")
+        log_scale(ax, "x")
     if len(names) <= MAX_TICKS or not numeric:  # a long numeric sweep keeps matplotlib's own few ticks
         ax.set_xticks([x[n] for n in names], names, rotation=30 if len(names) > 6 else 0)
         ax.minorticks_off()
