@@ -45,8 +45,10 @@ FIGURE_TEXT = {  # figure name -> (heading, file-name suffix, alt text)
     "step_loss": ("Per-step training loss", "step-loss", "per-step loss of"),
 }
 CAPTIONS = {  # what a reader needs to read the figure; trial-capped figures add the drawing's note
-    "metric": "Best validation accuracy and test accuracy of each value; the dotted line marks the best value.",
-    "heatmap": "Each cell is annotated with its value; the red box marks the best combination.",
+    "metric": "Best validation accuracy and test accuracy of each value (with several seeds: their mean, the "
+    "band spanning the lowest to the highest seed); the dotted line marks the best value.",
+    "heatmap": "Each cell is annotated with its value (in grids of up to 100 cells); the red box marks the "
+    "best combination.",
     "seeds": "Mean over the finished seeds of each value combination (one colour each); the band spans the "
     "lowest to the highest seed.",
     "confusion": "Rows: true class; columns: predicted class; cells count the test images. Right: the share "
