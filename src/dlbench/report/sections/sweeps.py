@@ -51,6 +51,7 @@ CAPTIONS = {  # what a reader needs to read the figure; trial-capped figures add
     "best combination.",
     "seeds": "Mean over the finished seeds of each value combination (one colour each); the band spans the "
     "lowest to the highest seed.",
+    "curves": "One line per trial (with several seeds: one colour per value, one dash per seed).",
     "confusion": "Rows: true class; columns: predicted class; cells count the test images. Right: the share "
     "of each class's test images classified correctly.",
     "grad_norms": "One panel per layer kind (convolution, linear, normalisation, other), so no line joins a "
