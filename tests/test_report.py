@@ -96,11 +96,14 @@ def test_markdown_has_every_section_and_every_linked_figure(cache, tmp_path):
     assert text.count("## Sweep ") == 2
     assert text.index("## Sweep \\<script\\>") < text.index("## Sweep lr-cnn-shapes")
     for heading in (
-        "### Swept",
-        "### Held fixed",
+        "**Swept**",  # in a collapsed <details> block after the results and figures
+        "**Held fixed**",
+        "<details>",
         "### Results",
+        "### Final accuracy against the swept value",
         "### Training curves",
-        "### Gradient norms",
+        "### Confusion matrix of the best trial",
+        "### Gradient norms by layer kind",
         "### Per-step training loss",
         "### Best against worst on test images",
         "### Reproduce",
@@ -126,6 +129,18 @@ def test_markdown_has_every_section_and_every_linked_figure(cache, tmp_path):
         assert link.startswith("report_files/") and ".." not in link
         assert (out.parent / link).read_bytes()[:8] == PNG
     assert sorted(p.name for p in out.parent.iterdir()) == ["report.md", "report_files"]
+    # every contents link names a heading's GitHub anchor (rendered text, lower case, punctuation dropped)
+    anchors: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            base = re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().replace("\\", "").lower()).replace(
+                " ", "-"
+            )
+            n = sum(1 for a in anchors if re.fullmatch(re.escape(base) + r"(-\d+)?", a))
+            anchors.append(base if n == 0 else f"{base}-{n}")
+    toc = re.findall(r"\]\(#([^)]+)\)", text)
+    assert len(toc) >= 2 * 8 and set(toc) <= set(anchors), set(toc) - set(anchors)
+    assert text.index("### Results") < text.index("<details>") < text.index("### Reproduce")
     # the best-vs-worst comparison: an image strip and its table, or an honest note
     for section in text.split("### Best against worst on test images")[1:]:
         section = section.split("###")[0]
@@ -289,7 +304,13 @@ def test_html_report_renders_in_a_headless_browser(cache, tmp_path):
         "<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
         "document.body.dataset.images=i.length;document.body.dataset.tables="
         "document.querySelectorAll('table').length;document.body.dataset.broken="
-        "i.filter(function(x){return !x.complete||x.naturalWidth===0}).length;});</script>"
+        "i.filter(function(x){return !x.complete||x.naturalWidth===0}).length;"
+        # tables that scroll sideways in their container, and the page's own width, at 1920 px
+        "document.body.dataset.clipped=[].slice.call(document.querySelectorAll('table')).filter(function(t){"
+        "var p=t.parentElement;return t.scrollWidth>t.clientWidth||p.scrollWidth>p.clientWidth||"
+        "t.getBoundingClientRect().right>document.documentElement.clientWidth}).length;"
+        "document.body.dataset.page=document.documentElement.scrollWidth;"
+        "document.body.dataset.view=document.documentElement.clientWidth;});</script>"
     )
     probe.write_text(text.replace("</body>", script + "</body>"))
     flags = [
@@ -303,16 +324,27 @@ def test_html_report_renders_in_a_headless_browser(cache, tmp_path):
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'profile'}",
     ]
-    dom = subprocess.run(
-        [exe, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    body = re.search(r"<body[^>]*>", dom.stdout).group(0)
-    assert f'data-images="{n_images}"' in body and 'data-broken="0"' in body, body
-    assert int(re.search(r'data-tables="(\d+)"', body).group(1)) == text.count("<table>")
+    for width in (1920, 1366):  # a desktop and a laptop screen
+        dom = subprocess.run(
+            [
+                exe,
+                *flags,
+                f"--window-size={width},900",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                probe.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        body = re.search(r"<body[^>]*>", dom.stdout).group(0)
+        assert f'data-images="{n_images}"' in body and 'data-broken="0"' in body, body
+        assert int(re.search(r'data-tables="(\d+)"', body).group(1)) == text.count("<table>")
+        assert 'data-clipped="0"' in body, body  # no table scrolls: every column fits the page
+        page, view = (int(re.search(rf'data-{k}="(\d+)"', body).group(1)) for k in ("page", "view"))
+        assert width - 40 < view and page <= view, body
     shot = tmp_path / "shot.png"
     res = subprocess.run(
         [exe, *flags, f"--screenshot={shot}", "--window-size=1280,4000", out.as_uri()],

@@ -118,14 +118,14 @@ def test_sweep_figures_and_report_name_the_same_best_and_worst(cli, tmp_path, mo
     keys = _record(Store(cache), _plan())
     drawn: list[dict] = []  # the legend labels of every curves figure drawn
 
-    def recording(epochs, labels, title, _draw=plots.curves_png):
+    def recording(epochs, labels, title, seeds=None, _draw=plots.curves_fig):
         drawn.append(dict(labels))
-        return _draw(epochs, labels, title)
+        return _draw(epochs, labels, title, seeds)
 
     def no_training(*a, **k):
         raise AssertionError("every trial is recorded: nothing may train")
 
-    monkeypatch.setattr(plots, "curves_png", recording)
+    monkeypatch.setattr(plots, "curves_fig", recording)
     monkeypatch.setattr("dlbench.engine.train", no_training)
     res = cli(
         "sweep",

@@ -54,7 +54,10 @@ def test_sweep_table_figures_and_free_rerun(cli, tmp_path, monkeypatch):
     ):
         assert col in rows[0]
     assert sum(r["best"] == "True" for r in rows) == 1
-    for name in ("curves.png", "grad_norms.png", "step_loss.png"):
+    # today's figures and the ones a person expects: accuracy against activation, the best trial's confusion
+    names = ("metric.png", "curves.png", "confusion.png", "grad_norms.png", "step_loss.png")
+    assert sorted(p.name for p in figs.glob("*.png")) == sorted(names)
+    for name in names:
         assert (figs / name).stat().st_size > 10_000
     cache = Path(os.environ["DLBENCH_HOME"])
     assert len(trained_keys(cache)) == 3
@@ -68,9 +71,7 @@ def test_sweep_table_figures_and_free_rerun(cli, tmp_path, monkeypatch):
     assert [r["test_acc"] for r in json.loads(again.out)] == [float(r["test_acc"]) for r in rows]
 
     # A rerun answered from the cache keeps the figures it drew last time instead of drawing them again...
-    drawn = {
-        name: (figs / name).stat().st_mtime_ns for name in ("curves.png", "grad_norms.png", "step_loss.png")
-    }
+    drawn = {name: (figs / name).stat().st_mtime_ns for name in names}
     import dlbench.report.plots as plots
 
     draw = plots.draw_sweep

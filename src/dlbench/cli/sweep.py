@@ -69,7 +69,9 @@ def sweep(
     ),
     figures_dir: Path = typer.Option(None, "--figures-dir", help="Where to write the PNG figures."),
     figures: bool = typer.Option(
-        True, "--figures/--no-figures", help="Write the curves and gradient figures."
+        True,
+        "--figures/--no-figures",
+        help="Write the figures (accuracy against the values, curves, confusion, gradients).",
     ),
     data_dir: Path = DataDirOpt,
     cache_dir: Path = CacheDirOpt,

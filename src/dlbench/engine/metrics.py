@@ -16,13 +16,15 @@ class GradNorms:
     """Per-layer gradient norms accumulated on the device: sum (for the mean) and max over an epoch."""
 
     def __init__(self, model: nn.Module, device: torch.device):
-        self.params, owners, self.layers = [], [], []
+        self.params, owners, self.layers, self.kinds = [], [], [], []
+        modules = dict(model.named_modules())
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
             layer = name.rsplit(".", 1)[0] if "." in name else name
             if layer not in self.layers:
                 self.layers.append(layer)
+                self.kinds.append(layer_kind(modules.get(layer)))
             self.params.append(p)
             owners.append(self.layers.index(layer))
         self.owner = torch.tensor(owners, device=device)
@@ -52,11 +54,30 @@ class GradNorms:
     def rows(self, epoch: int) -> list[dict]:
         mean = (self.sum / max(1, self.count)).tolist()
         mx = self.max.tolist()
-        names = self.layers + ["global"]
+        names, kinds = self.layers + ["global"], self.kinds + ["global"]
         return [
-            {"epoch": epoch, "layer": n, "depth": i, "mean_norm": mean[i], "max_norm": mx[i]}
+            {
+                "epoch": epoch,
+                "layer": n,
+                "kind": kinds[i],
+                "depth": i,
+                "mean_norm": mean[i],
+                "max_norm": mx[i],
+            }
             for i, n in enumerate(names)
         ]
+
+
+def layer_kind(module) -> str:
+    """conv | linear | norm | other: the report groups gradient norms by it (names such as ``features.3`` do
+    not say whether a layer is a convolution or a batch norm)."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if "Norm" in type(module).__name__:
+        return "norm"
+    return "other"
 
 
 def step_rows(epoch: int, losses: list[float], steps_per_epoch: int) -> list[dict]:

@@ -71,3 +71,44 @@ class FileNames:
             name = f"{base}-{hashlib.sha1(stem.encode()).hexdigest()[:8]}-{what}.png"
         self.used.add(name)
         return name
+
+
+@dataclass
+class Details:
+    """A collapsed block (HTML ``<details>``; GitHub renders the same in Markdown): ``summary`` is its one
+    visible line, ``blocks`` (paragraphs, tables) what opens below it."""
+
+    summary: str
+    blocks: list = field(default_factory=list)
+
+
+def slug(text: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens (``Sweep lr: cnn`` ->
+    ``sweep-lr-cnn``), so the Markdown table of contents links resolve where GitHub renders the file."""
+    kept = "".join(c for c in text.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
+def anchors(title: str, blocks: list) -> dict[int, str]:
+    """{id(heading block): unique anchor}; repeats get ``-1``, ``-2``, ... as on GitHub (the title is first)."""
+    seen = {slug(title): 1}
+    out = {}
+    for b in blocks:
+        if isinstance(b, Heading):
+            base = slug(b.text)
+            n = seen.get(base, 0)
+            out[id(b)] = base if n == 0 else f"{base}-{n}"
+            seen[base] = n + 1
+            seen.setdefault(out[id(b)], 1)
+    return out
+
+
+def contents(report: Report) -> list[tuple[Heading, list[Heading]]]:
+    """The table of contents: each level-2 heading with the level-3 headings under it."""
+    toc: list[tuple[Heading, list[Heading]]] = []
+    for b in report.blocks:
+        if isinstance(b, Heading) and b.level == 2:
+            toc.append((b, []))
+        elif isinstance(b, Heading) and b.level == 3 and toc:
+            toc[-1][1].append(b)
+    return toc

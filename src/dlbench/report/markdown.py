@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
+
 from dlbench.formatting import fmt_cell
-from dlbench.report.blocks import Command, Heading, Image, Para, Report, Table
+from dlbench.report.blocks import Command, Details, Heading, Image, Para, Report, Table, anchors, contents
 
 _MD_SPECIAL = "\\`*_[]<>|#&"
 
@@ -62,25 +64,47 @@ def render_markdown(report: Report, figures_link: str | None) -> str:
     """Markdown text; images link to ``figures_link/<name>`` (a relative folder), or, with None (standard
     output, no folder beside it), are named as left out."""
     lines = [f"# {md_escape(report.title)}", "", md_escape(report.header), ""]
+    lines += _md_toc(report)
     for b in report.blocks:
-        if isinstance(b, Heading):
-            lines += [f"{'#' * b.level} {md_escape(b.text)}", ""]
-        elif isinstance(b, Para):
-            lines += [_md_para(b), ""]
-        elif isinstance(b, Table):
-            lines += [_md_table(b), ""]
-        elif isinstance(b, Image):
-            if figures_link is None:
-                lines.append(
-                    f"*(figure {md_escape(b.name)} left out on standard output: {md_escape(b.alt)})*"
-                )
-            else:
-                lines.append(f"![{md_escape(b.alt)}]({figures_link}/{b.name})")
-            lines += ([f"*{md_escape(b.caption)}*"] if b.caption else []) + [""]
-        elif isinstance(b, Command):
-            fence = "`" * max(3, max((len(s) for s in _backtick_runs(b.text)), default=0) + 1)
-            lines += [f"{fence}sh", b.text, fence, ""]
+        lines += _md_block(b, figures_link)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _md_toc(report: Report) -> list[str]:
+    """Contents: links to GitHub's heading anchors, each section with its subsections on the next line."""
+    anchor = anchors(report.title, report.blocks)
+    toc = contents(report)
+    if not toc:
+        return []
+    lines = ["**Contents**", ""]
+    for h2, subs in toc:
+        lines.append(f"- [{md_escape(h2.text)}](#{anchor[id(h2)]})")
+        if subs:
+            lines[-1] += "  "  # a line break, then the subsections indented under the item
+            lines.append("  " + " · ".join(f"[{md_escape(h.text)}](#{anchor[id(h)]})" for h in subs))
+    return lines + [""]
+
+
+def _md_block(b, figures_link: str | None) -> list[str]:
+    if isinstance(b, Heading):
+        return [f"{'#' * b.level} {md_escape(b.text)}", ""]
+    if isinstance(b, Para):
+        return [_md_para(b), ""]
+    if isinstance(b, Table):
+        return [_md_table(b), ""]
+    if isinstance(b, Image):
+        if figures_link is None:
+            lines = [f"*(figure {md_escape(b.name)} left out on standard output: {md_escape(b.alt)})*"]
+        else:
+            lines = [f"![{md_escape(b.alt)}]({figures_link}/{b.name})"]
+        return lines + ([f"*{md_escape(b.caption)}*"] if b.caption else []) + [""]
+    if isinstance(b, Command):
+        fence = "`" * max(3, max((len(s) for s in _backtick_runs(b.text)), default=0) + 1)
+        return [f"{fence}sh", b.text, fence, ""]
+    if isinstance(b, Details):  # GitHub renders Markdown inside <details> when blank lines surround it
+        inner = [line for x in b.blocks for line in _md_block(x, figures_link)]
+        return ["<details>", f"<summary>{html.escape(b.summary)}</summary>", "", *inner, "</details>", ""]
+    raise TypeError(f"no Markdown for {type(b).__name__}")
 
 
 def _md_table(t: Table) -> str:

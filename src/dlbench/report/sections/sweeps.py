@@ -1,5 +1,6 @@
-"""One report section per study: what was swept and held fixed, the summary table with the best and the worst
-trial, the sweep's figures (the very figures `dlbench sweep` writes), test images, and the reproducing command."""
+"""One report section per study, results first: the summary table with the best and the worst value, the
+sweep's figures (the very figures `dlbench sweep` writes), test images, then what was swept and held fixed (in a
+collapsed block) and the reproducing command."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 
 from dlbench.config import TrainConfig, train_option_defaults
 from dlbench.formatting import fmt_cell
-from dlbench.report.blocks import Command, FileNames, Heading, Image, P, Table
+from dlbench.report.blocks import Command, Details, FileNames, Heading, Image, P, Table
 from dlbench.report.collect import Chosen
 from dlbench.report.plots import sweep_pngs
 from dlbench.report.sections.samples import samples
@@ -31,9 +32,30 @@ IMPORTANT_OPTIONS = (
     "memory_format",
 )
 FIGURE_TEXT = {  # figure name -> (heading, file-name suffix, alt text)
+    "metric": ("Final accuracy against the swept value", "metric", "final accuracy against the value of"),
+    "heatmap": ("Final accuracy over the grid", "heatmap", "heatmap of the final accuracy of"),
+    "seeds": ("Validation curves over seeds", "seeds", "mean and min-max band over seeds of"),
     "curves": ("Training curves", "curves", "training curves of"),
-    "grad_norms": ("Gradient norms", "grad-norms", "gradient norms of"),
+    "confusion": (
+        "Confusion matrix of the best trial",
+        "confusion",
+        "confusion matrix and per-class accuracy of",
+    ),
+    "grad_norms": ("Gradient norms by layer kind", "grad-norms", "gradient norms of"),
     "step_loss": ("Per-step training loss", "step-loss", "per-step loss of"),
+}
+CAPTIONS = {  # what a reader needs to read the figure; trial-capped figures add the drawing's note
+    "metric": "Best validation accuracy and test accuracy of each value (with several seeds: their mean, the "
+    "band spanning the lowest to the highest seed); the dotted line marks the best value.",
+    "heatmap": "Each cell is annotated with its value (in grids of up to 100 cells); the red box marks the "
+    "best combination.",
+    "seeds": "Mean over the finished seeds of each value combination (one colour each); the band spans the "
+    "lowest to the highest seed.",
+    "curves": "One line per trial (with several seeds: one colour per value, one dash per seed).",
+    "confusion": "Rows: true class; columns: predicted class; cells count the test images. Right: the share "
+    "of each class's test images classified correctly.",
+    "grad_norms": "One panel per layer kind (convolution, linear, normalisation, other), so no line joins a "
+    "convolution to a batch norm; layers at their depth in the network, input to output.",
 }
 
 
@@ -44,22 +66,27 @@ def sweep_section(store, chosen: Chosen, runs: dict[str, dict], names: FileNames
     blocks: list = [
         Heading(2, f"Sweep {study.name}: {study.model} on {study.dataset}"),
         P(_intro(study, table)),
+        Heading(3, "Results"),
     ]
-    blocks += [Heading(3, "Swept"), _swept(study)]
-    first = TrainConfig.from_json(runs[summary.trials["key"].iloc[0]]["config"])
-    blocks += [Heading(3, "Held fixed"), _held_fixed(study, first)]
-    blocks += [Heading(3, "Results"), Table(table.columns, table.rows, table.best)]
     blocks += _best_and_worst(study, table)
+    blocks.append(Table(table.columns, table.rows, table.best))
+    blocks += _failed(study, table)
     study_runs = pd.DataFrame([runs[k] for k in dict.fromkeys(study.keys) if k in runs])
     drawing, pngs = sweep_pngs(store, study, summary, study_runs)  # `sweep`'s own figures when up to date
     for name, png in pngs.items():
         heading, suffix, alt = FIGURE_TEXT[name]
-        blocks += [
-            Heading(3, heading),
-            Image(names(study.name, suffix), png, f"{alt} {study.name}", drawing.note),
-        ]
+        caption = " ".join(c for c in (CAPTIONS.get(name, ""), _capped(name, drawing.note)) if c)
+        blocks += [Heading(3, heading), Image(names(study.name, suffix), png, f"{alt} {study.name}", caption)]
     blocks.append(Heading(3, "Best against worst on test images"))
     blocks += samples(store, study, summary, runs, names, data_dir, loaded)
+    first = TrainConfig.from_json(runs[summary.trials["key"].iloc[0]]["config"])
+    held = _held_fixed(study, first)
+    blocks.append(
+        Details(
+            f"Swept: {', '.join(study.axis_names)}; held fixed: {len(held.rows)} settings",
+            [P(("bold", "Swept")), _swept(study), P(("bold", "Held fixed")), held],
+        )
+    )
     blocks.append(Heading(3, "Reproduce"))
     if study.command:
         blocks.append(Command(study.command))
@@ -68,6 +95,11 @@ def sweep_section(store, chosen: Chosen, runs: dict[str, dict], names: FileNames
             P("The sweep definition records no command; each trial's own command is in `dlbench runs`.")
         )
     return blocks
+
+
+def _capped(name: str, note: str) -> str:
+    """The drawing's note (fewer trials drawn than run) belongs to the figures that draw trials."""
+    return note if name in ("curves", "grad_norms", "step_loss") else ""
 
 
 def _intro(study: Study, summary: Summary) -> str:
@@ -137,6 +169,12 @@ def _best_and_worst(study: Study, summary: Summary) -> list:
                 f"test_acc {fmt_cell(row['test_acc'], 'acc')}).",
             )
         )
+    return blocks
+
+
+def _failed(study: Study, summary: Summary) -> list:
+    """One line per failed trial (diverged, out of memory, a failed cluster job) with its message."""
+    blocks = []
     failed = summary.trials[summary.trials["status"] != "ok"]
     for r in failed.to_dict("records"):
         what = study.label({a: r[a] for a in study.axis_names}, r["repeat"])
