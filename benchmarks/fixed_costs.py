@@ -9,10 +9,16 @@ side by side (its ``PYTHONPATH``), e.g. the main branch before a change.
 - ``runs``: `runs` listing that one run;
 - ``count``: `count-params resnet18`;
 - ``short``: a short cnn run on Fashion-MNIST (5,000 training images, 2 epochs) from an empty cache, with its
-  training seconds (the epochs' own time) beside its wall time.
+  training seconds (the epochs' own time) beside its wall time, and ``short_ratio``, wall time over training time
+  (the median of each round's ratio).
 
     python benchmarks/fixed_costs.py --data /work/shared/data
     python benchmarks/fixed_costs.py --data /work/shared/data --compare before=/path/to/other/src --rounds 3
+    python benchmarks/fixed_costs.py --data /work/shared/data --phases   # where the short run's time goes
+
+``--phases`` runs the short run once per source in one process whose phases are timed (wall clock, no
+profiler): imports, the checks, reading the data, counting, the splits, the optimizer, the initial
+validation, the epochs, the per-epoch validation, the test pass, storing the run, and the rest.
 """
 
 from __future__ import annotations
@@ -46,6 +52,67 @@ def run(src: Path, args: list[str], home: Path, data: Path) -> tuple[float, str]
     return wall, done.stdout
 
 
+PHASES = r"""
+import json, sys, time
+start = time.perf_counter()
+spent, evals = {}, []
+def timed(owner, name, label):
+    f = getattr(owner, name, None)
+    if f is None:
+        return
+    def wrapper(*a, **k):
+        t = time.perf_counter()
+        try:
+            return f(*a, **k)
+        finally:
+            d = time.perf_counter() - t
+            evals.append(d) if label == "eval" else spent.__setitem__(label, spent.get(label, 0.0) + d)
+    setattr(owner, name, wrapper)
+from dlbench.cli import main
+import torch
+spent["imports: python, dlbench.cli, torch"] = time.perf_counter() - start
+import dlbench.data.torchvision_sets as tvs, dlbench.engine.trainer as tr, dlbench.engine.loop as lp
+import dlbench.sweep.checks as checks
+from dlbench.cache.store import Store
+timed(checks, "check_trial", "checks (model on meta, memory)")
+timed(tvs, "load_set", "reading Fashion-MNIST (md5, gunzip)")
+timed(tr, "model_counts", "params and MACs")
+timed(tr, "_device_data", "splits and device data")
+timed(tr, "make_optimizer", "optimizer (imports torch._dynamo)")
+timed(lp.EpochLoop, "train_epoch", "training epochs")
+timed(lp.ClassifierStep, "evaluate", "eval")
+timed(Store, "save", "storing the run (Parquet, weights)")
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+spent["initial validation"] = evals[0]
+spent["validation after each epoch"] = sum(evals[1:-1])
+spent["test pass with predictions"] = evals[-1]
+total = time.perf_counter() - start
+spent["the rest (CLI, output, cache checks)"] = total - sum(spent.values())
+spent["total in the process"] = total
+print(json.dumps(spent), file=sys.stderr)
+"""
+
+
+def phases(src: Path, home: Path, data: Path) -> dict[str, float]:
+    """Seconds per phase of the short run, timed inside one `dlbench` process (see ``PHASES``)."""
+    env = {**os.environ, "PYTHONPATH": str(src), "DLBENCH_HOME": str(home), "DLBENCH_DATA_DIR": str(data)}
+    done = subprocess.run([sys.executable, "-c", PHASES, *SHORT], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the timed short run failed ({src}):\n{done.stderr[-2000:]}")
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def print_phases(sources: dict[str, Path], work: Path, data: Path) -> None:
+    spent = {name: phases(src, work / f"{name}-phases", data) for name, src in sources.items()}
+    print(f"the short run's phases, seconds (load average {os.getloadavg()[0]:.1f} at the end)")
+    print(f"{'phase':40}" + "".join(f"{name:>12}" for name in spent))
+    for phase in next(iter(spent.values())):
+        print(f"{phase:40}" + "".join(f"{s.get(phase, float('nan')):12.2f}" for s in spent.values()))
+
+
 def training_seconds(home: Path, key: str) -> float:
     """The epochs' own seconds of run ``key`` (what the engine timed as training)."""
     import pandas as pd
@@ -66,6 +133,7 @@ def one_round(label: str, src: Path, work: Path, data: Path, short: bool) -> dic
         wall, out = run(src, SHORT, fresh, data)
         times["short"] = wall
         times["short_training"] = training_seconds(fresh, json.loads(out)["key"])
+        times["short_ratio"] = wall / times["short_training"]
     return times
 
 
@@ -74,6 +142,7 @@ def main() -> None:
     p.add_argument("--data", type=Path, help="a folder holding fashion-mnist/ (no --data: no short run)")
     p.add_argument("--compare", action="append", default=[], help="LABEL=SRC: another checkout's src folder")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--phases", action="store_true", help="time the short run's phases (needs --data)")
     a = p.parse_args()
     sources = {"this": HERE} | {c.split("=", 1)[0]: Path(c.split("=", 1)[1]) for c in a.compare}
     results: dict[str, dict[str, list[float]]] = {name: {} for name in sources}
@@ -82,12 +151,17 @@ def main() -> None:
         data = work / "data"
         if a.data:
             shutil.copytree(a.data / "fashion-mnist", data / "fashion-mnist")  # writable, like a user's own
+        if a.phases and a.data:
+            return print_phases(sources, work, data)
         for _ in range(a.rounds):
             for name, src in sources.items():
                 for k, v in one_round(name, src, work, data, a.data is not None).items():
                     results[name].setdefault(k, []).append(v)
-    print(f"medians of {a.rounds} round(s), {os.cpu_count()} cores; seconds")
-    cols = ["hit", "runs", "count"] + (["short", "short_training"] if a.data else [])
+    load = os.getloadavg()[0]
+    print(
+        f"medians of {a.rounds} round(s), {os.cpu_count()} cores, load average {load:.1f} at the end; seconds"
+    )
+    cols = ["hit", "runs", "count"] + (["short", "short_training", "short_ratio"] if a.data else [])
     print(f"{'source':10}" + "".join(f"{c:>16}" for c in cols))
     for name, res in results.items():
         print(f"{name:10}" + "".join(f"{statistics.median(res[c]):16.2f}" for c in cols))

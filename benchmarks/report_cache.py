@@ -12,6 +12,7 @@ printed, with the time spent reading the `runs` table on its own for comparison 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -230,7 +231,7 @@ def main() -> None:
             print(
                 f"build {name}: {secs:.2f} s ({len(done.sweeps)} sweeps, {done.runs} runs, "
                 f"{len(done.figures) or 'embedded'} figures, {size:.1f} MiB); reading runs is "
-                f"{t_runs / secs:.0%} of it"
+                f"{t_runs / secs:.0%} of it; load average {os.getloadavg()[0]:.1f}"
             )
 
 

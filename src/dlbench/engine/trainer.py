@@ -127,7 +127,6 @@ def train(
     torch.manual_seed(opts.seed)
     # Built for the data, started from pretrained weights if asked, with what `finetune` leaves out frozen.
     prepared = prepare_model(spec, opts, data.info.input_shape, data.info.num_classes, config.model_settings)
-    counts = model_counts(config, data.info, prepared)
     model = prepared.model
     channels_last = uses_channels_last(opts.memory_format, spec.conv, device)
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
@@ -135,6 +134,9 @@ def train(
         torch.backends.cudnn.benchmark = True
     dd = _device_data(data, device, opts, prepared, channels_last)
     optimizer = make_optimizer(model, opts, device)
+    # Counted once the optimizer has imported torch._dynamo (every torch optimizer does): then MACs are counted
+    # on the meta device, which costs less than the forward pass on the CPU that spares a count that import.
+    counts = model_counts(config, data.info, prepared)
     bf16 = opts.precision == "bf16" and device.type in ("cuda", "cpu")
 
     def autocast():

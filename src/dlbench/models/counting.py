@@ -1,7 +1,8 @@
 """Exact parameter and multiply-accumulate counts, from instantiating a model on the ``meta`` device.
 
-Meta tensors carry shapes but no storage, so even ``tv:vgg16`` (138M parameters) is built at once, and a
-forward pass on a meta input yields exact MACs through torch's FLOP counter (MACs = FLOPs / 2).
+Meta tensors carry shapes but no storage, so even ``tv:vgg16`` (138M parameters) is built at once; MACs are
+torch's FLOP count of one forward pass halved (:mod:`dlbench.models.macs`: on zeros on the CPU where that is
+small, else on the meta device).
 """
 
 from __future__ import annotations
@@ -72,17 +73,10 @@ def count_macs(model: nn.Module, input_shape) -> int | None:
 def macs_or_error(model: nn.Module, input_shape) -> tuple[int | None, str | None]:
     """(MACs for one image of ``input_shape``, None), or (None, why the meta forward pass failed, one line):
     an input too small for the model's kernels and pooling, or an op without a meta kernel."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from dlbench.models.macs import forward_flops
 
-    was_training = model.training
-    model.eval()
     try:
-        x = torch.empty(1, *input_shape, device="meta")
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(x)
-        return counter.get_total_flops() // 2, None
+        return forward_flops(model, input_shape) // 2, None
     except Exception as exc:  # report no MACs, and why, rather than fail the count
         lines = str(exc).strip().splitlines()
         return None, f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
-    finally:
-        model.train(was_training)

@@ -108,5 +108,7 @@ def _strip_png(images, rows: list[dict]) -> bytes:
             ax.imshow(img, interpolation="nearest")
         ax.set_title(f"#{r['index']} true: {r['true']}\nbest: {r['best']}\nworst: {r['worst']}", fontsize=7.5)
         ax.axis("off")
-    fig.tight_layout()
+    # fixed margins: three title lines of 7.5 pt fit in 0.55 in above the images (tight_layout measured every
+    # text to find about the same, a third of the strip's drawing time)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=1 - 0.55 / 2.9, wspace=0.08)
     return to_png(fig)
