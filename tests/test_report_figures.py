@@ -110,6 +110,16 @@ def test_a_categorical_axis_is_points_in_the_study_order(tmp_path):
     assert ax.lines[0].get_linestyle() == "None" and ax.lines[0].get_marker() == "o"  # points, not a line
 
 
+def test_a_boolean_axis_is_points_marked_at_its_best_value(tmp_path):
+    # Table columns hold numpy booleans, the summary's rows Python ones: both must read as the same value.
+    _, study, summary = _study(tmp_path, [("normalize", ["false", "true"])])
+    name, fig = result_figure(study, summary)
+    ax = fig.axes[0]
+    assert name == "metric" and [t.get_text() for t in ax.get_xticklabels()] == ["false", "true"]
+    best_line = [line for line in ax.lines if str(line.get_label()).startswith("best by")]
+    assert best_line and best_line[0].get_xdata()[0] == 1  # "true" trained second, so it scored higher
+
+
 def test_two_axes_draw_an_annotated_heatmap(tmp_path):
     store, study, summary = _study(tmp_path, [("depth", ["1", "2"]), ("width", ["8", "16", "32"])])
     names = _names(store, study, summary)

@@ -125,6 +125,8 @@ def _finite(key: str, value: float, raw) -> float:
 
 def format_value(value) -> str:
     """The inverse of :func:`coerce`, for display and for commands that reproduce a result."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # a value read from a table column
+        value = value.item()
     if isinstance(value, tuple | list):
         return "/".join(format_value(v) for v in value)
     if isinstance(value, bool):
