@@ -46,7 +46,12 @@ class Member:
 
     def to_checkpoint(self) -> dict:
         state = {**self.state.to_checkpoint(), "model": {}, "optimizer": {}}
-        return {"state": state, "stop": self.stop and self.stop.value, "message": self.message, "final": self.final}
+        return {
+            "state": state,
+            "stop": self.stop and self.stop.value,
+            "message": self.message,
+            "final": self.final,
+        }
 
 
 class GroupLoop(EpochLoop):
@@ -115,7 +120,11 @@ class GroupLoop(EpochLoop):
                 record["val_loss"], record["val_acc"] = val[0][k], val[1][k]
             m.state.epochs.append(record)
             stop = after_epoch(
-                m.state, record, finite=mine.finite, patience=m.opts.patience, snapshot=lambda k=k: model.member(k)
+                m.state,
+                record,
+                finite=mine.finite,
+                patience=m.opts.patience,
+                snapshot=lambda k=k: model.member(k),
             )
             if stop is not Stop.DIVERGED:
                 m.state.epoch = epoch

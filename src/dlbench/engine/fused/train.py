@@ -43,7 +43,9 @@ def _build(configs: list[TrainConfig], data: ArrayDataset):
     models, first = [], None
     for c in configs:
         torch.manual_seed(c.options.seed)
-        prepared = prepare_model(spec, c.options, data.info.input_shape, data.info.num_classes, c.model_settings)
+        prepared = prepare_model(
+            spec, c.options, data.info.input_shape, data.info.num_classes, c.model_settings
+        )
         first = first or prepared
         models.append(prepared.model)
     return FusedSequential(models), first
@@ -88,7 +90,10 @@ def train_group(
         return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
     step = FusedStep(model, optimizer, dd, [c.options for c in configs], autocast)
-    members = [Member(c, TrainState(c.key), EpochLoop(step, dd, c.options, cb), cb) for c, cb in zip(configs, callbacks, strict=True)]
+    members = [
+        Member(c, TrainState(c.key), EpochLoop(step, dd, c.options, cb), cb)
+        for c, cb in zip(configs, callbacks, strict=True)
+    ]
     loop = GroupLoop(step, dd, members, progress)
     start = _resume(checkpoint_path, configs, model, optimizer, step, members)
     if start == 0:
@@ -98,8 +103,12 @@ def train_group(
             m.state.initial_val_acc = acc
     for m in [*members, None]:
         (m.callback if m else progress)(
-            "start", epochs=opts0.epochs, start_epoch=start, steps_per_epoch=loop.steps_per_epoch,
-            params=counts["params"], resumed=start > 0,
+            "start",
+            epochs=opts0.epochs,
+            start_epoch=start,
+            steps_per_epoch=loop.steps_per_epoch,
+            params=counts["params"],
+            resumed=start > 0,
         )
 
     def save(epoch: int) -> None:
@@ -164,7 +173,9 @@ def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, bf
     results = []
     for k, m in enumerate(members):
         run_summary = summary(m.state.epochs, counts, device, m.state.initial_val_acc)
-        run_summary.update(precision="bf16" if bf16 else "fp32", memory_format="contiguous", fused=len(members))
+        run_summary.update(
+            precision="bf16" if bf16 else "fp32", memory_format="contiguous", fused=len(members)
+        )
         predictions = None
         if ok[k]:
             pred, conf = tested[2][k]
@@ -180,7 +191,16 @@ def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, bf
         run_summary["best_epoch"] = best["epoch"] if best["state"] is not None else len(m.state.epochs) - 1
         s = m.state
         results.append(
-            RunResult(m.stop.status, m.message, run_summary, s.epochs, s.steps, s.grads, predictions, model.member(k))
+            RunResult(
+                m.stop.status,
+                m.message,
+                run_summary,
+                s.epochs,
+                s.steps,
+                s.grads,
+                predictions,
+                model.member(k),
+            )
         )
         m.callback("end", status=m.stop.status, message=m.message, **run_summary)
     return results
