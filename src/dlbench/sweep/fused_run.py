@@ -28,6 +28,24 @@ def group_checkpoint(store: Store, configs: list[TrainConfig]) -> Path:
     return store.checkpoint_path("fused-" + hashlib.sha256(keys.encode()).hexdigest()[:16])
 
 
+def discard_stale_groups(store: Store) -> None:
+    """Delete the checkpoints of groups that cannot form again: one of their members is stored (a sweep killed
+    while it stored the group, its rerun grouping the rest anew). A file that cannot be read is quarantined."""
+    from dlbench.engine.checkpoint import CheckpointError, load
+
+    folder = store.root / "checkpoints"
+    for path in sorted(folder.glob("fused-*.pt")) if folder.is_dir() else []:
+        try:
+            keys = load(path).get("group") or []
+        except CheckpointError as exc:
+            _set_aside(store, path, exc)
+            continue
+        except AttributeError:
+            keys = []
+        if not keys or any(store.has(k) for k in keys):
+            path.unlink(missing_ok=True)
+
+
 def _claim_all(store: Store, configs: list[TrainConfig], force: bool) -> list:
     """The claims of the members still to train (released here for those that leave the group)."""
     claims = []
@@ -119,6 +137,7 @@ def train_fused_group(
 def run_fused(plan, store: Store, fuse: Fuse, *, datasets, force: bool, data_dir, on_trial, record) -> None:
     """Train the fused groups of ``plan``'s trials that are not cached; ``record(k, row)`` takes each stored
     member's row (trial ``k`` of the plan). Trials left out are for the ordinary path."""
+    discard_stale_groups(store)
     todo = [k for k, t in enumerate(plan.trials) if force or not store.has(t.config.key)]
     groups, _ = plan_groups([plan.trials[k].config for k in todo], fuse)
     for group in groups:
