@@ -138,8 +138,9 @@ def test_cached_and_claimed_trials_leave_the_group(tmp_path, monkeypatch):
     assert last == [(held.key, "start"), (held.key, "end")]  # after the group, alone
 
 
-def _sweep_process(cache: Path, tmp: Path, log: Path) -> subprocess.Popen:
+def _sweep_process(cache: Path, tmp: Path, log: Path, **extra) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLBENCH_")}
+    env.update(extra)
     env.update(
         PYTHONPATH=str(ROOT / "src"),
         DLBENCH_HOME=str(cache),
@@ -174,3 +175,18 @@ def test_a_killed_fused_sweep_reruns_to_every_trial_once_with_the_same_results(t
         pd.testing.assert_frame_equal(a.table("steps", [key]), b.table("steps", [key]))
         assert a.get(key)["test_acc"] == b.get(key)["test_acc"]
     assert not list((killed / "checkpoints").glob("*.pt"))
+
+
+def test_a_fused_sweep_killed_while_storing_its_group_reruns_the_rest(tmp_path):
+    """Killed at the 8th cache write (the second member's steps table): the first member is stored, the
+    group's checkpoint cannot form again and is discarded, and the rerun trains the other two."""
+    cache, log = tmp_path / "cache", tmp_path / "train.log"
+    assert _sweep_process(cache, tmp_path, log, DLBENCH_FAULT="cache-write@8").wait() == -signal.SIGKILL
+    keys = [t.config.key for t in plan(epochs="3").trials]
+    assert [Store(cache).has(k) for k in keys] == [True, False, False]
+    assert len(list((cache / "checkpoints").glob("fused-*.pt"))) == 1
+    assert _sweep_process(cache, tmp_path, log).wait() == 0
+    assert sorted(k for k, e in events(log) if e == "end") == sorted(keys)
+    runs = Store(cache).runs(keys=keys).set_index("key")
+    assert runs.loc[keys, "fused"].tolist() == [3, 2, 2] and (runs["status"] == "ok").all()
+    assert not list((cache / "checkpoints").glob("*.pt"))
