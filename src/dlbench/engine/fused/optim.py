@@ -3,9 +3,9 @@
 Every parameter is seen as ``(K, n)`` (one row per trial, :meth:`FusedSequential.trial_view`); learning rate,
 momentum, weight decay and Nesterov are ``(K, 1)`` columns, so one update serves the whole group. The math is
 torch.optim's (``_single_tensor_sgd`` / ``_single_tensor_adam``, without dampening or amsgrad), checked against
-it member by member in tests/test_fused.py. ``active`` (K,) masks trials out: a masked trial's parameters,
-moments and step count are left as they were, so a diverged or early-stopped trial stops changing while the
-others go on.
+it member by member in tests/test_fused.py. ``active`` (K,) masks trials out by a learning rate of 0: a masked
+trial's weights stay as they were (a diverged one's are not finite anyway), so a diverged or early-stopped
+trial stops changing while the others go on; its moments are not used again.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class FusedOptimizer:
 
         self.momentum, self.weight_decay = column("momentum"), column("weight_decay")
         self.nesterov = column("nesterov").bool()
+        self.any_nesterov = any(hyper["nesterov"])
         self.step_count = torch.zeros(k, dtype=dtype, device=device)
         self.state: list[dict[str, torch.Tensor]] = [self._fresh(p) for p in params]
 
@@ -42,8 +43,8 @@ class FusedOptimizer:
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor, active: torch.Tensor) -> None:
-        """One update at per-trial ``lr`` (K,) for the trials where ``active`` (K,) is True."""
-        lr, on = lr.view(self.k, 1), active.view(self.k, 1)
+        """One update, in place, at per-trial ``lr`` (K,) for the trials where ``active`` (K,) is True."""
+        lr = (lr * active).view(self.k, 1)  # a masked trial's step is 0 x its update: its weights stay
         self.step_count += active.to(self.step_count.dtype)
         for p, state in zip(self.params, self.state, strict=True):
             if p.grad is None:
@@ -51,31 +52,28 @@ class FusedOptimizer:
             w, g = p.view(self.k, -1), p.grad.view(self.k, -1)
             views = {name: t.view(self.k, -1) for name, t in state.items()}
             if self.kind == "sgd":
-                new_w, new_state = self._sgd(w, g, lr, views)
+                self._sgd(w, g, lr, views)
             else:
-                new_w, new_state = self._adam(w, g, lr, views)
-            w.copy_(torch.where(on, new_w, w))
-            for name, t in new_state.items():
-                views[name].copy_(torch.where(on, t, views[name]))
+                self._adam(w, g, lr, views)
 
-    def _sgd(self, w, g, lr, state):
-        d = g + self.weight_decay * w
-        buf = self.momentum * state["momentum_buffer"] + d  # equals torch's first-step clone: the buffer is 0
-        d = torch.where(self.nesterov, d + self.momentum * buf, buf)
-        return w - lr * d, {"momentum_buffer": buf}
+    def _sgd(self, w, g, lr, state) -> None:
+        d = torch.addcmul(g, self.weight_decay, w)
+        buf = state["momentum_buffer"].mul_(self.momentum).add_(d)  # from 0: torch's first-step clone
+        d = torch.where(self.nesterov, d + self.momentum * buf, buf) if self.any_nesterov else buf
+        w.addcmul_(-lr, d)
 
-    def _adam(self, w, g, lr, state):
+    def _adam(self, w, g, lr, state) -> None:
         b1, b2 = BETAS
         if self.kind == "adamw":
-            w = w * (1 - lr * self.weight_decay)
+            w.mul_(1 - lr * self.weight_decay)
         else:
-            g = g + self.weight_decay * w
-        m = state["exp_avg"].lerp(g, 1 - b1)
-        v = state["exp_avg_sq"] * b2 + (1 - b2) * g * g
+            g = torch.addcmul(g, self.weight_decay, w)
+        m = state["exp_avg"].lerp_(g, 1 - b1)
+        v = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
         t = self.step_count.clamp(min=1).view(self.k, 1)
         step_size = lr / (1 - b1**t)
-        denom = v.sqrt() / (1 - b2**t).sqrt() + EPS
-        return w - step_size * (m / denom), {"exp_avg": m, "exp_avg_sq": v}
+        denom = (v.sqrt() / (1 - b2**t).sqrt()).add_(EPS)
+        w.addcmul_(-step_size, m / denom)
 
     def state_dict(self) -> dict:
         return {"kind": self.kind, "step": self.step_count, "state": self.state}

@@ -44,6 +44,7 @@ class TrialNorms:
         device = self.params[0].device
         self.owner = torch.tensor(owners, device=device)
         self.clip = torch.tensor(grad_clip, device=device)
+        self.clipping = any(grad_clip)  # known here: no host sync per step
         self.reset()
 
     def reset(self) -> None:
@@ -65,7 +66,7 @@ class TrialNorms:
         self.sum += torch.where(on, both, 0)
         self.max.copy_(torch.where(on, torch.maximum(self.max, both), self.max))
         self.count += active
-        if bool(self.clip.any()):  # clip 0 (off) multiplies by 1
+        if self.clipping:  # a trial's clip 0 (off) multiplies by 1
             coef = torch.where(self.clip > 0, (self.clip / (total + 1e-6)).clamp(max=1.0), 1.0)
             for g in grads:
                 g.mul_(coef.to(g.dtype)[:, None])
