@@ -26,8 +26,8 @@ LRS = ["0.1", "0.03", "0.01"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def plan(axis="lr", values=LRS, model="mlp", **options):
-    settings = {"width": "16"} if model == "mlp" else {"depth": "2", "width": "4", "head_width": "8"}
+def plan(axis="lr", values=LRS, model="mlp", width="16", **options):
+    settings = {"width": width} if model == "mlp" else {"depth": "2", "width": "4", "head_width": "8"}
     settings.pop(axis, None)
     opts = {"epochs": "2", "batch_size": "32", "precision": "fp32", **options}
     return plan_sweep(
@@ -57,6 +57,18 @@ def test_trials_group_when_they_differ_only_in_fusable_options():
         "runs); --fuse K fuses it"
     ]
     assert plan_groups(configs(plan(model="cnn")), Fuse("cap", 8)) == ([[0, 1, 2]], [])
+
+
+def test_on_the_cpu_auto_keeps_a_group_within_its_weight_budget():
+    seeds = ["0", "1", "2", "3", "4"]
+    wide = plan("seed", seeds, width="512")  # 1.4 MiB of weights: two fit in 4 MiB
+    assert [len(g) for g in plan_groups(configs(wide), Fuse("auto"))[0]] == [2, 2]
+    assert [len(g) for g in plan_groups(configs(wide), Fuse("cap", 5))[0]] == [5]  # asked for: as many
+    groups, notes = plan_groups(configs(plan("seed", seeds, width="1024")), Fuse("auto"))
+    assert groups == [] and notes == [
+        "mlp runs alone on the CPU under --fuse auto (two of its 4.8 MiB of weights exceed the 4 MiB a fused "
+        "CPU group may hold); --fuse K fuses it"
+    ]
 
 
 def test_the_fuse_flag_reads_auto_off_or_a_size():
@@ -155,15 +167,13 @@ def _sweep_process(cache: Path, tmp: Path, log: Path, **extra) -> subprocess.Pop
 
 
 def test_a_killed_fused_sweep_reruns_to_every_trial_once_with_the_same_results(tmp_path):
+    """SIGKILLed halfway through writing the group's second checkpoint (after the first, epoch 0's, is whole:
+    the fault hook makes the moment exact however fast the epochs are); the rerun resumes after epoch 0."""
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     log = tmp_path / "train.log"
-    proc = _sweep_process(killed, tmp_path, log)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (log.exists() and "epoch-0" in log.read_text()):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)  # after the group's first checkpoint
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    proc = _sweep_process(killed, tmp_path, log, DLBENCH_FAULT="checkpoint-write@2")
+    assert proc.wait() == -signal.SIGKILL
+    assert [e for _, e in events(log)].count("epoch-0") == 3 and "end" not in {e for _, e in events(log)}
     assert _sweep_process(killed, tmp_path, log).wait() == 0
     assert _sweep_process(whole, tmp_path, tmp_path / "whole.log").wait() == 0
     keys = [t.config.key for t in plan(epochs="3").trials]

@@ -3,12 +3,14 @@
 Trials fuse when their configs are equal except for *fusable* options: those that leave the architecture, the
 data and the batch alone (:data:`FUSABLE`: learning rate and its schedule, momentum, Nesterov, weight decay,
 label smoothing, gradient clipping, early-stopping patience and the seed). A group is at most K trials: the
-cap given with ``--fuse K``, 8 on the CPU (32 on CUDA), and what the device's free memory holds at half its
-size, counting per trial its parameters, gradients, optimizer states and activations (:func:`member_bytes`).
+cap given with ``--fuse K``, 8 on the CPU (32 on CUDA), under ``auto`` on the CPU what keeps the group's
+weights within :data:`CPU_GROUP_WEIGHTS`, and what the device's free memory holds at half its size, counting per
+trial its parameters, gradients, optimizer states and activations (:func:`member_bytes`).
 
-``auto`` fuses where fusing was measured (or is expected) to be faster: the mlp family everywhere and the cnn
-family on CUDA (on the CPU, oneDNN's grouped convolution is slower than K separate ones: benchmarks/fused.py);
-``--fuse K`` fuses both families anywhere. Every other trial runs alone, with one line saying why.
+``auto`` fuses where fusing was measured (or is expected) to be faster: on the CPU the mlp family, in groups
+whose weights stay within :data:`CPU_GROUP_WEIGHTS` (oneDNN's grouped convolution made the cnn slower, and so
+did weights that no longer fit the caches: benchmarks/fused.py); on CUDA the mlp and cnn families (not measured
+yet); ``--fuse K`` fuses both families anywhere. Every other trial runs alone, with one line saying why.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ FUSABLE = (
 )
 FAMILIES = ("mlp", "cnn")
 AUTO_ON_CPU = ("mlp",)  # the cnn fuses on the CPU only when asked (--fuse K): see the module docstring
+# Fused on the CPU, a group gains while its weights stay in the caches: a width-64 MLP (0.2 MiB of weights)
+# gained up to K = 8, a width-256 one (1 MiB) up to K = 4 and no longer at K = 8 (benchmarks/fused.py,
+# docs/benchmarks.md). Under auto, a CPU group holds at most this many bytes of weights.
+CPU_GROUP_WEIGHTS = 4 * 2**20
 CAP = {"cpu": 8, "cuda": 32}
 MEMORY_SHARE = 0.5  # of the free memory, for the group (the rest: the data, the allocator, the evaluation)
 
@@ -70,6 +76,7 @@ def group_key(config: TrainConfig) -> str:
 
 def why_alone(config: TrainConfig, fuse: Fuse) -> str | None:
     """Why ``config`` cannot fuse under ``fuse`` (None: it can)."""
+    from dlbench.engine.fused import unsupported_layer
     from dlbench.models import get_model_spec
 
     opts, family = config.options, get_model_spec(config.model).family
@@ -83,12 +90,32 @@ def why_alone(config: TrainConfig, fuse: Fuse) -> str | None:
         return (
             f"{config.model} runs alone (fused training runs on the CPU and CUDA, not {config.device_kind})"
         )
-    if fuse.mode == "auto" and config.device_kind == "cpu" and family not in AUTO_ON_CPU:
+    meta = _meta(config)[0]
+    layer = unsupported_layer(meta)
+    if layer:
+        return f"{config.model} runs alone (its {layer} cannot be fused)"
+    if fuse.mode == "auto" and config.device_kind == "cpu":
+        return _slower_on_cpu(config, family, weight_bytes(meta))
+    return None
+
+
+def weight_bytes(meta) -> int:
+    return sum(p.numel() * p.element_size() for p in meta.parameters())
+
+
+def _slower_on_cpu(config: TrainConfig, family: str, weights: int) -> str | None:
+    """Why ``--fuse auto`` leaves a fusable model alone on the CPU (None: it fuses)."""
+    if family not in AUTO_ON_CPU:
         return (
             f"{config.model} runs alone on the CPU under --fuse auto (grouped convolutions are slower there "
             "than separate runs); --fuse K fuses it"
         )
-    return _unsupported(config)
+    if CPU_GROUP_WEIGHTS // weights < 2:
+        return (
+            f"{config.model} runs alone on the CPU under --fuse auto (two of its {weights / 2**20:.1f} MiB of "
+            f"weights exceed the {CPU_GROUP_WEIGHTS / 2**20:.0f} MiB a fused CPU group may hold); --fuse K fuses it"
+        )
+    return None
 
 
 def _meta(config: TrainConfig):
@@ -99,13 +126,6 @@ def _meta(config: TrainConfig):
     info = get_dataset(config.dataset).info(None, config.dataset_options)
     spec = get_model_spec(config.model)
     return build_meta(spec, info.input_shape, info.num_classes, config.model_settings), info.input_shape
-
-
-def _unsupported(config: TrainConfig) -> str | None:
-    from dlbench.engine.fused import unsupported_layer
-
-    layer = unsupported_layer(_meta(config)[0])
-    return f"{config.model} runs alone (its {layer} cannot be fused)" if layer else None
 
 
 def member_bytes(config: TrainConfig) -> int:
@@ -136,6 +156,8 @@ def group_size(config: TrainConfig, fuse: Fuse) -> int:
     from dlbench.sweep.checks import available_memory
 
     cap = min(CAP[config.device_kind], fuse.cap or CAP[config.device_kind])
+    if fuse.mode == "auto" and config.device_kind == "cpu":
+        cap = min(cap, CPU_GROUP_WEIGHTS // weight_bytes(_meta(config)[0]))
     free, _ = available_memory(config)
     if free is None:
         return cap
@@ -149,13 +171,17 @@ def plan_groups(configs: list[TrainConfig], fuse: Fuse) -> tuple[list[list[int]]
         return [], []
     buckets: dict[str, list[int]] = {}
     notes: list[str] = []
+    answers: dict[str, str | None] = {}  # by group key: the same answer for every trial of a group
     for i, config in enumerate(configs):
-        why = why_alone(config, fuse)
+        key = group_key(config)
+        if key not in answers:
+            answers[key] = why_alone(config, fuse)
+        why = answers[key]
         if why:
             if why not in notes:
                 notes.append(why)
             continue
-        buckets.setdefault(group_key(config), []).append(i)
+        buckets.setdefault(key, []).append(i)
     groups = []
     for members in buckets.values():
         n = math.ceil(len(members) / group_size(configs[members[0]], fuse))
