@@ -101,6 +101,7 @@ class FusedSequential(nn.Module):
     def __init__(self, members: list[nn.Sequential]):
         super().__init__()
         self.k = len(members)
+        self.channels_last = False  # the channels layout in memory (set with the weights' format)
         self.names = [name for name, _ in members[0].named_children()]
         self.kinds: list[str] = []
         for name in self.names:
@@ -130,6 +131,8 @@ class FusedSequential(nn.Module):
             mod = getattr(self, name)
             if kind in ("conv", "bn2d", "pool") and stacked:
                 x = x.transpose(0, 1).flatten(1, 2)  # (B, K*C, H, W): trial k's channels are k*C..(k+1)*C-1
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 stacked = False
             if kind == "flatten":
                 x = x.flatten(2) if stacked else x.unflatten(1, (k, -1)).flatten(2).transpose(0, 1)

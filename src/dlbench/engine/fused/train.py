@@ -28,7 +28,7 @@ from dlbench.engine.loop import EpochLoop
 from dlbench.engine.metrics import summary
 from dlbench.engine.result import RunResult
 from dlbench.engine.state import SCHEMA, Stop, TrainState
-from dlbench.engine.trainer import _device_data, model_counts
+from dlbench.engine.trainer import _device_data, model_counts, uses_channels_last
 from dlbench.models import get_model_spec
 from dlbench.models.transfer import prepare_model
 
@@ -76,8 +76,10 @@ def train_group(
         data = get_dataset(configs[0].dataset).load(data_dir, configs[0].dataset_options)
     model, prepared = _build(configs, data)
     counts = model_counts(configs[0], data.info, prepared)
-    model.to(device)
-    dd = _device_data(data, device, opts0, prepared, channels_last=False)
+    channels_last = uses_channels_last(opts0.memory_format, get_model_spec(configs[0].model).conv, device)
+    model.to(device)  # weights stay contiguous (one (K, n) view each); activations take the memory format
+    model.channels_last = channels_last
+    dd = _device_data(data, device, opts0, prepared, channels_last)
     hyper = {
         name: [float(getattr(c.options, name)) for c in configs]
         for name in ("momentum", "weight_decay", "nesterov")
@@ -126,7 +128,7 @@ def train_group(
 
     reset_peak_memory(device)
     loop.run_group(start, save if checkpoint_path else None)
-    results = _finish(members, step, dd, counts, device, bf16)
+    results = _finish(members, step, dd, counts, device, (bf16, channels_last))
     progress("end", status=results[0].status, message="", **results[0].summary)
     return results
 
@@ -157,7 +159,7 @@ def _resume(path, configs, model, optimizer, step, members) -> int:
     return epoch + 1
 
 
-def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, bf16: bool) -> list[RunResult]:
+def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, formats) -> list[RunResult]:
     """Each member's best (early stopping) or last weights, one test pass for the group, one result each."""
     model = step.model
     for k, m in enumerate(members):
@@ -174,7 +176,9 @@ def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, bf
     for k, m in enumerate(members):
         run_summary = summary(m.state.epochs, counts, device, m.state.initial_val_acc)
         run_summary.update(
-            precision="bf16" if bf16 else "fp32", memory_format="contiguous", fused=len(members)
+            precision="bf16" if formats[0] else "fp32",
+            memory_format="channels_last" if formats[1] else "contiguous",
+            fused=len(members),
         )
         predictions = None
         if ok[k]:
