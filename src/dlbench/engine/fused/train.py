@@ -81,10 +81,10 @@ def train_group(
     model.channels_last = channels_last
     dd = _device_data(data, device, opts0, prepared, channels_last)
     hyper = {
-        name: [float(getattr(c.options, name)) for c in configs]
-        for name in ("momentum", "weight_decay", "nesterov")
+        "momentum": [c.options.momentum for c in configs],
+        "weight_decay": [c.options.weight_decay for c in configs],
+        "nesterov": [float(c.options.nesterov and c.options.momentum > 0) for c in configs],  # as train()
     }
-    hyper["nesterov"] = [float(c.options.nesterov and c.options.momentum > 0) for c in configs]
     optimizer = FusedOptimizer(list(model.parameters()), opts0.optimizer, k, hyper)
     bf16 = opts0.precision == "bf16"
 
@@ -103,15 +103,9 @@ def train_group(
         initial = step.evaluate(split)[1] if len(split) else [math.nan] * k
         for m, acc in zip(members, initial, strict=True):
             m.state.initial_val_acc = acc
-    for m in [*members, None]:
-        (m.callback if m else progress)(
-            "start",
-            epochs=opts0.epochs,
-            start_epoch=start,
-            steps_per_epoch=loop.steps_per_epoch,
-            params=counts["params"],
-            resumed=start > 0,
-        )
+    started = {"epochs": opts0.epochs, "start_epoch": start, "steps_per_epoch": loop.steps_per_epoch}
+    for callback in [*callbacks, progress]:
+        callback("start", **started, params=counts["params"], resumed=start > 0)
 
     def save(epoch: int) -> None:
         ckpt.save_atomic(
