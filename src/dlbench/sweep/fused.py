@@ -39,7 +39,7 @@ FUSABLE = (
 FAMILIES = ("mlp", "cnn")
 AUTO_ON_CPU = ("mlp",)  # the cnn fuses on the CPU only when asked (--fuse K): see the module docstring
 # Fused on the CPU, a group gains while its weights stay in the caches: a width-64 MLP (0.2 MiB of weights)
-# gained up to K = 8, a width-256 one (1 MiB) up to K = 4 and no longer at K = 8 (benchmarks/fused.py,
+# gained up to K = 8, a width-256 one (1 MiB) up to K = 4 and little or nothing at K = 8 (benchmarks/fused.py,
 # docs/benchmarks.md). Under auto, a CPU group holds at most this many bytes of weights.
 CPU_GROUP_WEIGHTS = 4 * 2**20
 CAP = {"cpu": 8, "cuda": 32}
