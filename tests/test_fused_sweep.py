@@ -200,3 +200,25 @@ def test_a_fused_sweep_killed_while_storing_its_group_reruns_the_rest(tmp_path):
     runs = Store(cache).runs(keys=keys).set_index("key")
     assert runs.loc[keys, "fused"].tolist() == [3, 2, 2] and (runs["status"] == "ok").all()
     assert not list((cache / "checkpoints").glob("*.pt"))
+
+
+def test_the_group_size_follows_the_free_memory(monkeypatch):
+    from dlbench.sweep import checks
+    from dlbench.sweep.fused import _meta, group_size, member_bytes, weight_bytes
+
+    config = configs(plan())[0]
+    per = member_bytes(config)  # weights, gradients, momentum, and activations on top
+    assert per > 3 * weight_bytes(_meta(config)[0])
+    monkeypatch.setattr(checks, "available_memory", lambda c: (int(3 * per / 0.5), "here"))
+    assert group_size(config, Fuse("auto")) == 3  # half the free memory holds three
+    monkeypatch.setattr(checks, "available_memory", lambda c: (None, "here"))
+    assert group_size(config, Fuse("auto")) == 8 and group_size(config, Fuse("cap", 5)) == 5
+
+
+def test_other_executors_say_they_train_alone(capsys):
+    from dlbench.cli.sweep import Executor, _fuse_setting
+
+    assert _fuse_setting("3", Executor.inline) == Fuse("cap", 3)
+    assert _fuse_setting("3", Executor.local) is None
+    assert "--executor local trains each trial alone" in capsys.readouterr().err
+    assert _fuse_setting("auto", Executor.slurm) is None and capsys.readouterr().err == ""
