@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from dlbench.cache import Store
+from dlbench.engine import train
 from dlbench.errors import UsageError
 from dlbench.sweep.fused import Fuse, plan_groups
 from dlbench.sweep.grid import plan_sweep
@@ -111,6 +112,8 @@ def test_fused_members_are_ordinary_runs_and_fuse_off_is_one_by_one(tmp_path, mo
         assert loaded.model is not None
     rerun = run_sweep(plan(), fused, data_dir=data, fuse=Fuse("auto"))
     assert rerun.cached == 3 and rerun.done == 0
+    by_engine = train(configs(plan())[1], data_dir=data)  # --fuse off: exactly as the engine trains it alone
+    assert alone.table("steps", [keys[1]])["loss"].tolist() == [s["loss"] for s in by_engine.steps]
 
 
 def test_cached_and_claimed_trials_leave_the_group(tmp_path, monkeypatch):
