@@ -17,6 +17,7 @@ from dlbench.engine.device_data import DeviceData, Split
 from dlbench.engine.fused.layers import FusedSequential
 from dlbench.engine.fused.optim import FusedOptimizer
 from dlbench.engine.loop import at_least_fp32
+from dlbench.engine.metrics import GradNorms
 
 
 def trial_losses(out: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor | None) -> torch.Tensor:
@@ -32,8 +33,10 @@ def trial_losses(out: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor | N
 class TrialNorms:
     """Per-trial, per-layer gradient norms (sum and max over the epoch) and per-trial clipping by global norm."""
 
-    def __init__(self, model: FusedSequential, grad_clip: list[float]):
-        self.model = model
+    def __init__(self, model: FusedSequential, grad_clip: list[float], template: GradNorms):
+        """``template``: the engine's :class:`GradNorms` of one member, which names the rows as a run alone
+        does (the fused model keeps the members' layer names, in the same order)."""
+        self.model, self.template = model, template
         self.params, owners, self.layers = [], [], []
         for name, p in model.named_parameters():
             layer = name.rsplit(".", 1)[0]
@@ -41,6 +44,7 @@ class TrialNorms:
                 self.layers.append(layer)
             self.params.append(p)
             owners.append(self.layers.index(layer))
+        assert self.layers == template.layers, (self.layers, template.layers)
         device = self.params[0].device
         self.owner = torch.tensor(owners, device=device)
         self.clip = torch.tensor(grad_clip, device=device)
@@ -72,13 +76,10 @@ class TrialNorms:
                 g.mul_(coef.to(g.dtype)[:, None])
 
     def rows(self, k: int, epoch: int) -> list[dict]:
-        mean = (self.sum[k] / self.count[k].clamp(min=1)).tolist()
-        mx = self.max[k].tolist()
-        names = self.layers + ["global"]
-        return [
-            {"epoch": epoch, "layer": n, "depth": i, "mean_norm": mean[i], "max_norm": mx[i]}
-            for i, n in enumerate(names)
-        ]
+        """Trial ``k``'s rows of the epoch, written by the engine's own :meth:`GradNorms.rows`."""
+        t = self.template
+        t.sum, t.max, t.count = self.sum[k], self.max[k], int(self.count[k].item())
+        return t.rows(epoch)
 
 
 class FusedStep:
@@ -91,12 +92,13 @@ class FusedStep:
         data: DeviceData,
         options: list,
         autocast: Callable[[], AbstractContextManager],
+        norms: GradNorms,
     ):
         self.model, self.optimizer, self.data, self.autocast = model, optimizer, data, autocast
         device, dtype = data.device, model.trial_view(next(model.parameters())).dtype
         smoothing = [o.label_smoothing for o in options]
         self.smoothing = torch.tensor(smoothing, dtype=dtype, device=device) if any(smoothing) else None
-        self.norms = TrialNorms(model, [o.grad_clip for o in options])
+        self.norms = TrialNorms(model, [o.grad_clip for o in options], norms)
         self.active = torch.ones(model.k, dtype=torch.bool, device=device)
         self.epoch = 0  # set by the group loop before each epoch, for grad_rows
 

@@ -25,7 +25,7 @@ from dlbench.engine.fused.layers import FusedSequential
 from dlbench.engine.fused.optim import FusedOptimizer
 from dlbench.engine.fused.step import FusedStep
 from dlbench.engine.loop import EpochLoop
-from dlbench.engine.metrics import summary
+from dlbench.engine.metrics import GradNorms, summary
 from dlbench.engine.result import RunResult
 from dlbench.engine.state import SCHEMA, Stop, TrainState
 from dlbench.engine.trainer import _device_data, model_counts, uses_channels_last
@@ -91,7 +91,8 @@ def train_group(
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
-    step = FusedStep(model, optimizer, dd, [c.options for c in configs], autocast)
+    norms = GradNorms(prepared.model, device)  # one member's: names the gradient rows as a run alone does
+    step = FusedStep(model, optimizer, dd, [c.options for c in configs], autocast, norms)
     members = [
         Member(c, TrainState(c.key), EpochLoop(step, dd, c.options, cb), cb)
         for c, cb in zip(configs, callbacks, strict=True)
