@@ -218,10 +218,28 @@ def test_the_group_size_follows_the_free_memory(monkeypatch):
     assert group_size(config, Fuse("auto")) == 8 and group_size(config, Fuse("cap", 5)) == 5
 
 
-def test_other_executors_say_they_train_alone(capsys):
+def test_slurm_says_it_trains_alone(capsys):
     from dlbench.cli.sweep import Executor, _fuse_setting
 
-    assert _fuse_setting("3", Executor.inline) == Fuse("cap", 3)
-    assert _fuse_setting("3", Executor.local) is None
-    assert "--executor local trains each trial alone" in capsys.readouterr().err
+    assert _fuse_setting("3", Executor.inline) == _fuse_setting("3", Executor.local) == Fuse("cap", 3)
+    assert capsys.readouterr().err == ""
+    assert _fuse_setting("3", Executor.slurm) is None
+    assert "--executor slurm trains each trial alone" in capsys.readouterr().err
     assert _fuse_setting("auto", Executor.slurm) is None and capsys.readouterr().err == ""
+
+
+def test_on_local_workers_a_fused_group_is_one_task(tmp_path, monkeypatch):
+    from dlbench.sweep.local import run_local
+
+    log = tmp_path / "train.log"
+    monkeypatch.setenv("DLBENCH_TRAIN_LOG", str(log))
+    store = Store(tmp_path / "cache")
+    p = plan(values=["0.1", "0.05", "0.03", "0.02", "0.01"])
+    counts = run_local(p, store, jobs=2, data_dir=tmp_path / "data", fuse=Fuse("cap", 2))
+    keys = [c.key for c in configs(p)]
+    assert counts.done == 5 and [r["key"] for r in counts.rows] == keys
+    runs = store.runs(keys=keys).set_index("key").loc[keys]
+    assert runs["fused"].fillna(1).tolist() == [2, 2, 1, 2, 2]  # [0, 3], [1, 4] fused; 2 alone
+    assert sorted(k for k, e in events(log) if e == "end") == sorted(keys)
+    starts = [k for k, e in events(log) if e == "start"]
+    assert sorted(starts) == sorted(keys)  # once each: a group's members start together, in one worker

@@ -73,7 +73,7 @@ def sweep(
         help="Train trials that differ only in optimizer settings (lr, momentum, weight decay, label "
         "smoothing, clipping, patience, seed) as one fused model, each stored as its own run: auto (where "
         "that is faster: mlp; cnn on CUDA), off, or K (at most K per group; mlp and cnn anywhere). "
-        "--executor inline only.",
+        "Inline and --executor local (a group per worker); Slurm jobs train alone.",
     ),
     figures_dir: Path = typer.Option(None, "--figures-dir", help="Where to write the PNG figures."),
     figures: bool = typer.Option(
@@ -150,15 +150,15 @@ def sweep(
 
 
 def _fuse_setting(fuse: str, executor: Executor):
-    """``--fuse`` parsed; None where trials run alone (another executor: said in one line when K was given)."""
+    """``--fuse`` parsed; None where trials run alone (Slurm: said in one line when K was given)."""
     from dlbench.sweep.fused import Fuse
 
     setting = Fuse.parse(fuse)
-    if executor is Executor.inline:
+    if executor is not Executor.slurm:
         return setting
     if setting.mode == "cap":
         err.print(
-            f"--fuse {setting.cap}: --executor {executor.value} trains each trial alone; fusing is inline"
+            f"--fuse {setting.cap}: --executor {executor.value} trains each trial alone; fusing is inline or local"
         )
     return None
 
@@ -194,7 +194,7 @@ def _execute(plan, store, executor: Executor, jobs: int | None, run: dict, fusin
                     done, n, f"trial {k + 1}/{n} done: {label(trial.values)}  ({counts.line()})"
                 )
 
-            counts = run_local(plan, store, jobs=jobs, on_done=on_done, **run)
+            counts = run_local(plan, store, jobs=jobs, on_done=on_done, fuse=fusing, **run)
         else:
             from dlbench.sweep.inline import run_sweep
 
