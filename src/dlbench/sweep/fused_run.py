@@ -1,4 +1,4 @@
-"""Train a sweep's fused groups (inline executor), each member claimed and stored as the ordinary run it is.
+"""Train a sweep's fused groups (inline and local executors), each member claimed and stored as its own run.
 
 A group claims every one of its trials (:mod:`dlbench.cache.claims`) before it trains; a trial that is cached
 meanwhile or claimed by another process leaves the group and goes through the ordinary trial path afterwards,
