@@ -189,7 +189,10 @@ KILL_ARGS = [
 
 
 def kill_argv() -> list[str]:
-    return ["sweep", "lr", ",".join(LRS), *KILL_ARGS, "--no-figures", "--format", "json", "--name", "kills"]
+    # One trial after another (--fuse off): 20 kills spread over 16 trial-epochs; a fused group of the four
+    # would finish after 4 epochs, before most kills (fused kills: tests/test_fused_sweep.py).
+    argv = ["sweep", "lr", ",".join(LRS), *KILL_ARGS, "--no-figures", "--format", "json", "--name", "kills"]
+    return [*argv, "--fuse", "off"]
 
 
 @pytest.mark.slow

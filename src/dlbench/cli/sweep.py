@@ -67,6 +67,14 @@ def sweep(
     replace: bool = typer.Option(
         False, "--replace", help="Let --name replace a different study saved under that name."
     ),
+    fuse: str = typer.Option(
+        "auto",
+        "--fuse",
+        help="Train trials that differ only in optimizer settings (lr, momentum, weight decay, label "
+        "smoothing, clipping, patience, seed) as one fused model, each stored as its own run: auto (where "
+        "that is faster: mlp; cnn on CUDA), off, or K (at most K per group; mlp and cnn anywhere). "
+        "Inline and --executor local (a group per worker); Slurm jobs train alone.",
+    ),
     figures_dir: Path = typer.Option(None, "--figures-dir", help="Where to write the PNG figures."),
     figures: bool = typer.Option(
         True,
@@ -95,6 +103,7 @@ def sweep(
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     slurm = _slurm_setup(executor, slurm_flags, detach, train_opts)
+    fusing = _fuse_setting(fuse, executor)
 
     axes = _axes(param, values, grid)
     store = Store(paths.cache_dir(cache_dir))
@@ -137,16 +146,45 @@ def sweep(
         if counts is None:  # detached: the jobs run on
             return
     else:
-        counts = _execute(plan, store, executor, jobs, run)
+        counts = _execute(plan, store, executor, jobs, run, fusing)
     study = plan.study()  # this sweep's trials, even if another process reuses its name
     show_study(store, study, f"{n} trials: {counts.line()}.", fmt, figures_dir, figures, counts.rows)
 
 
-def _execute(plan, store, executor: Executor, jobs: int | None, run: dict):
+def _fuse_setting(fuse: str, executor: Executor):
+    """``--fuse`` parsed; None where trials run alone (Slurm: said in one line when K was given)."""
+    from dlbench.sweep.fused import Fuse
+
+    setting = Fuse.parse(fuse)
+    if executor is not Executor.slurm:
+        return setting
+    if setting.mode == "cap":
+        err.print(
+            f"--fuse {setting.cap}: --executor {executor.value} trains each trial alone; fusing is inline or local"
+        )
+    return None
+
+
+def _show_groups(plan, store, fusing, force: bool) -> None:
+    """One line on the fused groups and one per reason some trials run alone."""
+    from rich.markup import escape
+
+    from dlbench.sweep.fused import describe, plan_groups
+
+    todo = [t.config for t in plan.trials if force or not store.has(t.config.key)]
+    groups, notes = plan_groups(todo, fusing)
+    for line in [describe(groups), *notes]:
+        if line:
+            err.print(escape(line))
+
+
+def _execute(plan, store, executor: Executor, jobs: int | None, run: dict, fusing=None):
     """Run the plan's trials with the chosen executor, showing each trial as it starts (inline) or ends."""
     from dlbench.cli._progress import TrainProgress
     from dlbench.sweep.study import label
 
+    if fusing is not None and not fusing.off:
+        _show_groups(plan, store, fusing, run["force"])
     n = len(plan.trials)
     with TrainProgress(plan.model, sweep_task=True) as progress:
         if executor is Executor.local:
@@ -158,7 +196,7 @@ def _execute(plan, store, executor: Executor, jobs: int | None, run: dict):
                     done, n, f"trial {k + 1}/{n} done: {label(trial.values)}  ({counts.line()})"
                 )
 
-            counts = run_local(plan, store, jobs=jobs, on_done=on_done, **run)
+            counts = run_local(plan, store, jobs=jobs, on_done=on_done, fuse=fusing, **run)
         else:
             from dlbench.sweep.inline import run_sweep
 
@@ -166,7 +204,7 @@ def _execute(plan, store, executor: Executor, jobs: int | None, run: dict):
                 progress.set_sweep(k, n, f"trial {k + 1}/{n}: {label(trial.values)}  ({counts.line()})")
                 return progress.callback
 
-            counts = run_sweep(plan, store, on_trial=on_trial, **run)
+            counts = run_sweep(plan, store, on_trial=on_trial, fuse=fusing, **run)
         progress.set_sweep(n, n, counts.line())
     return counts
 

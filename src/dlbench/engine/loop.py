@@ -56,6 +56,11 @@ class Step(Protocol):
         """A CPU copy of the weights (the best so far, for early stopping)."""
 
 
+def at_least_fp32(out: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: bf16 upcast to fp32; fp32 and fp64 (tests that compare engines) as they are."""
+    return out if out.dtype in (torch.float32, torch.float64) else out.float()
+
+
 @torch.no_grad()
 def evaluate(model, data: DeviceData, split: Split, autocast, predictions: bool = False):
     """(loss, accuracy[, (pred, confidence)]) over a split; one host sync at the end."""
@@ -66,7 +71,7 @@ def evaluate(model, data: DeviceData, split: Split, autocast, predictions: bool 
     for xb, yb in data.eval_batches(split):
         with autocast():
             out = model(xb)
-        out = out.float()
+        out = at_least_fp32(out)
         loss_sum += F.cross_entropy(out, yb, reduction="sum")
         p = out.argmax(1)
         correct += (p == yb).sum()
@@ -109,7 +114,7 @@ class ClassifierStep:
             group["lr"] = lr
         with self.autocast():
             out = self.forward(xb)
-        loss = F.cross_entropy(out.float(), yb, label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(at_least_fp32(out), yb, label_smoothing=self.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.norms.update(self.grad_clip)

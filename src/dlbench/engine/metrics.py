@@ -32,15 +32,17 @@ class GradNorms:
 
     def reset(self, device) -> None:
         n = len(self.layers)
-        self.sum = torch.zeros(n + 1, device=device)  # last entry: the global norm
-        self.max = torch.zeros(n + 1, device=device)
+        self.sum = torch.zeros(n + 1, device=device, dtype=torch.float32)  # last entry: the global norm
+        self.max = torch.zeros(n + 1, device=device, dtype=torch.float32)
         self.count = 0
 
     def update(self, grad_clip: float) -> torch.Tensor:
         """Accumulate this step's norms and clip by the global norm (no host sync); returns the global norm."""
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         norms = torch.stack(torch._foreach_norm(grads)).float()  # (P,)
-        layer_sq = torch.zeros(len(self.layers), device=norms.device).index_add_(0, self.owner, norms**2)
+        layer_sq = torch.zeros(len(self.layers), device=norms.device, dtype=norms.dtype).index_add_(
+            0, self.owner, norms**2
+        )
         total = layer_sq.sum().sqrt()
         both = torch.cat([layer_sq.sqrt(), total[None]])
         self.sum += both

@@ -148,8 +148,12 @@ def run_sweep(
     on_trial: Callable[[int, Trial, SweepCounts], Callable | None] | None = None,
     command: str = "",
     replace: bool = False,
+    fuse=None,
 ) -> SweepCounts:
     """Train every trial not in the cache. ``on_trial(k, trial, counts)`` may return an engine callback.
+
+    ``fuse`` (a :class:`dlbench.sweep.fused.Fuse`; None: off) trains groups of trials as one fused model first
+    (:mod:`dlbench.sweep.fused_run`); the trials left run one by one as before.
 
     The name is checked first (:func:`check_name`; call it yourself to show its note): a default name the
     cache gives to another study becomes ``<name>-<hash>`` in ``plan.name``.
@@ -178,7 +182,28 @@ def run_sweep(
         counts.add(k, row, cached, fail_fast)
         return True
 
-    pending = [(k, trial) for k, trial in enumerate(plan.trials) if not attempt(k, trial)]
+    if fuse is not None and not fuse.off:
+        from dlbench.sweep.fused_run import run_fused
+
+        def record(k: int, row: dict) -> None:
+            rows[k] = row
+            counts.add(k, row, False, fail_fast)
+
+        def progress(k: int, trial: Trial):
+            return on_trial(k, trial, counts) if on_trial else None
+
+        run_fused(
+            plan,
+            store,
+            fuse,
+            datasets=datasets,
+            force=force,
+            data_dir=data_dir,
+            on_trial=progress,
+            record=record,
+        )
+    todo = [(k, trial) for k, trial in enumerate(plan.trials) if k not in rows]
+    pending = [(k, trial) for k, trial in todo if not attempt(k, trial)]
     while pending:  # trials other processes were training: wait for their results (or stale claims)
         time.sleep(poll_seconds())
         pending = [(k, trial) for k, trial in pending if not attempt(k, trial)]

@@ -5,7 +5,8 @@ Each worker is a fresh (spawned) Python process that runs trials only through th
 once, also beside other sweeps on the same cache. Workers do not oversubscribe the machine: with G visible GPUs
 each worker is pinned to one of them (``CUDA_VISIBLE_DEVICES``, round robin); on a CPU the cores available to this
 process (its affinity mask, capped by a cgroup CPU quota) are split among the workers
-(``torch.set_num_threads``). Trials the cache already holds are answered here without starting a worker.
+(``torch.set_num_threads``). Trials the cache already holds are answered here without starting a worker. With
+``--fuse``, a fused group (:mod:`dlbench.sweep.fused_run`) is one worker's task, trained on that worker's slot.
 """
 
 from __future__ import annotations
@@ -87,6 +88,37 @@ def _work(config, cache_dir: str, data_dir: str | None, force: bool) -> dict:
         return {"error": str(exc), "exit_code": exc.exit_code}
 
 
+def _work_group(configs, cache_dir: str, data_dir: str | None, force: bool) -> list[dict]:
+    """A fused group in a worker (:mod:`dlbench.sweep.fused_run`); the members that left it (cached, claimed
+    elsewhere) then go the ordinary way, one by one, in the same worker. One row per config, in order."""
+    from dlbench.sweep.fused_run import train_fused_group
+    from dlbench.sweep.trial import run_trial
+
+    try:
+        folder, data = Path(cache_dir), Path(data_dir) if data_dir is not None else None
+        rows = train_fused_group(configs, Store(folder), data_dir=data, force=force)
+        return [
+            {**rows[c.key], "cached": False}
+            if c.key in rows
+            else run_trial(c, cache_dir, data_dir, force=force)
+            for c in configs
+        ]
+    except DlbenchError as exc:
+        return [{"error": str(exc), "exit_code": exc.exit_code}]
+
+
+def _units(plan: SweepPlan, todo: list[int], fuse) -> list[list[int]]:
+    """What the workers are given: fused groups (``fuse``: a :class:`dlbench.sweep.fused.Fuse`, None: off),
+    then every other trial alone."""
+    if fuse is None or fuse.off:
+        return [[k] for k in todo]
+    from dlbench.sweep.fused import plan_groups
+
+    groups = [[todo[i] for i in g] for g in plan_groups([plan.trials[k].config for k in todo], fuse)[0]]
+    grouped = {k for g in groups for k in g}
+    return groups + [[k] for k in todo if k not in grouped]
+
+
 def run_local(
     plan: SweepPlan,
     store: Store,
@@ -98,10 +130,12 @@ def run_local(
     on_done: Callable[[int, Trial, SweepCounts], None] | None = None,
     command: str = "",
     replace: bool = False,
+    fuse=None,
 ) -> SweepCounts:
     """Run every trial not in the cache on worker processes; returns the counts and rows in the plan's order.
 
     The name is checked first, as the inline executor does (:func:`dlbench.sweep.inline.check_name`).
+    ``fuse`` (a :class:`dlbench.sweep.fused.Fuse`; None: off): each fused group is one worker's task.
 
     Raises:
         TrialFailed: ``fail_fast`` and a trial diverged or ran out of memory (the other workers are stopped).
@@ -124,14 +158,22 @@ def run_local(
         else:
             todo.append(k)
     if todo:
-        slots = worker_slots(jobs, visible_gpus(), available_cpus())[: len(todo)]
-        _run_workers(plan, store, todo, slots, data_dir, force, finish)
+        units = _units(plan, todo, fuse)
+        slots = worker_slots(jobs, visible_gpus(), available_cpus())[: len(units)]
+        _run_workers(plan, store, units, slots, data_dir, force, finish)
     counts.rows = [rows[k] for k in sorted(rows)]
     store.save_sweep(study)  # again: a concurrent sweep of the same name may have replaced it meanwhile
     return counts
 
 
-def _run_workers(plan, store, todo, slots, data_dir, force, finish) -> None:
+def _submit(pool, plan, unit: list[int], folder: str, data: str | None, force: bool):
+    configs = [plan.trials[k].config for k in unit]
+    if len(unit) == 1:
+        return pool.submit(_work, configs[0], folder, data, force)
+    return pool.submit(_work_group, configs, folder, data, force)
+
+
+def _run_workers(plan, store, units, slots, data_dir, force, finish) -> None:
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch state copied by fork
     slot_queue, pids = ctx.Queue(), ctx.Queue()
     for slot in slots:
@@ -142,21 +184,23 @@ def _run_workers(plan, store, todo, slots, data_dir, force, finish) -> None:
     folder = str(store.root)
     data = str(data_dir) if data_dir is not None else None
     try:
-        futures = {pool.submit(_work, plan.trials[k].config, folder, data, force): k for k in todo}
+        futures = {_submit(pool, plan, unit, folder, data, force): unit for unit in units}
         for future in as_completed(futures):
             try:
-                row = future.result()
+                result = future.result()
             except BrokenProcessPool:
                 raise DlbenchError(
                     "a worker process died while training (killed, or out of memory); finished trials are "
                     "in the cache: rerun the same command to resume, perhaps with fewer --jobs"
                 ) from None
-            if "error" in row:
-                error = DlbenchError(row["error"])
-                error.exit_code = row["exit_code"]
-                raise error
-            cached = bool(row.pop("cached"))
-            finish(futures[future], row, cached)
+            rows = result if isinstance(result, list) else [result]  # a group's error: one row, first
+            for k, row in zip(futures[future], rows, strict=False):
+                if "error" in row:
+                    error = DlbenchError(row["error"])
+                    error.exit_code = row["exit_code"]
+                    raise error
+                cached = bool(row.pop("cached"))
+                finish(k, row, cached)
     except BaseException:
         _interrupt_workers(pids)  # they release their claims on the way out; finished epochs stay resumable
         pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,198 @@
+"""Which trials of a sweep train fused (``sweep --fuse auto|off|K``), and in groups of how many.
+
+Trials fuse when their configs are equal except for *fusable* options: those that leave the architecture, the
+data and the batch alone (:data:`FUSABLE`: learning rate and its schedule, momentum, Nesterov, weight decay,
+label smoothing, gradient clipping, early-stopping patience and the seed). A group is at most K trials: the
+cap given with ``--fuse K``, 8 on the CPU (32 on CUDA), under ``auto`` on the CPU what keeps the group's
+weights within :data:`CPU_GROUP_WEIGHTS`, and what the device's free memory holds at half its size, counting per
+trial its parameters, gradients, optimizer states and activations (:func:`member_bytes`).
+
+``auto`` fuses where fusing was measured (or is expected) to be faster: on the CPU the mlp family, in groups
+whose weights stay within :data:`CPU_GROUP_WEIGHTS` (oneDNN's grouped convolution made the cnn slower, and so
+did weights that no longer fit the caches: benchmarks/fused.py); on CUDA the mlp and cnn families (not measured
+yet); ``--fuse K`` fuses both families anywhere. Every other trial runs alone, with one line saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from dlbench.config import TrainConfig, train_option_defaults
+from dlbench.errors import UsageError
+
+FUSABLE = (
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "step_every",
+    "gamma",
+    "label_smoothing",
+    "grad_clip",
+    "patience",
+    "seed",
+)
+FAMILIES = ("mlp", "cnn")
+AUTO_ON_CPU = ("mlp",)  # the cnn fuses on the CPU only when asked (--fuse K): see the module docstring
+# Fused on the CPU, a group gains while its weights stay in the caches: a width-64 MLP (0.2 MiB of weights)
+# gained up to K = 8, a width-256 one (1 MiB) up to K = 4 and little or nothing at K = 8 (benchmarks/fused.py,
+# docs/benchmarks.md). Under auto, a CPU group holds at most this many bytes of weights.
+CPU_GROUP_WEIGHTS = 4 * 2**20
+CAP = {"cpu": 8, "cuda": 32}
+MEMORY_SHARE = 0.5  # of the free memory, for the group (the rest: the data, the allocator, the evaluation)
+
+
+@dataclass(frozen=True)
+class Fuse:
+    """``--fuse``: mode auto, off or a cap (``cap`` 0 under auto and off)."""
+
+    mode: str
+    cap: int = 0
+
+    @property
+    def off(self) -> bool:
+        return self.mode == "off"
+
+    @classmethod
+    def parse(cls, text: str) -> Fuse:
+        value = str(text).strip().lower()
+        if value in ("auto", "off"):
+            return cls(value)
+        if value.isdigit() and int(value) >= 1:
+            return cls("off") if int(value) == 1 else cls("cap", int(value))
+        raise UsageError(f"--fuse must be auto, off or a group size K >= 1, got '{text}'")
+
+
+def group_key(config: TrainConfig) -> str:
+    """The config with every fusable option at its default: trials with the same key may fuse."""
+    defaults = train_option_defaults()
+    opts = dataclasses.replace(config.options, **{n: defaults[n] for n in FUSABLE})
+    return config.replace(options=opts).canonical_json()
+
+
+def why_alone(config: TrainConfig, fuse: Fuse) -> str | None:
+    """Why ``config`` cannot fuse under ``fuse`` (None: it can)."""
+    from dlbench.engine.fused import unsupported_layer
+    from dlbench.models import get_model_spec
+
+    opts, family = config.options, get_model_spec(config.model).family
+    if family not in FAMILIES:
+        return f"{config.model} runs alone (fused training supports the {' and '.join(FAMILIES)} families)"
+    if opts.init != "scratch" or opts.finetune != "full" or opts.weights or opts.input_size:
+        return f"{config.model} runs alone (transfer learning is not fused)"
+    if opts.compile:
+        return f"{config.model} runs alone (--compile is not fused)"
+    if config.device_kind not in CAP:
+        return (
+            f"{config.model} runs alone (fused training runs on the CPU and CUDA, not {config.device_kind})"
+        )
+    meta = _meta(config)[0]
+    layer = unsupported_layer(meta)
+    if layer:
+        return f"{config.model} runs alone (its {layer} cannot be fused)"
+    if fuse.mode == "auto" and config.device_kind == "cpu":
+        return _slower_on_cpu(config, family, weight_bytes(meta))
+    return None
+
+
+def weight_bytes(meta) -> int:
+    return sum(p.numel() * p.element_size() for p in meta.parameters())
+
+
+def _slower_on_cpu(config: TrainConfig, family: str, weights: int) -> str | None:
+    """Why ``--fuse auto`` leaves a fusable model alone on the CPU (None: it fuses)."""
+    if family not in AUTO_ON_CPU:
+        return (
+            f"{config.model} runs alone on the CPU under --fuse auto (grouped convolutions are slower there "
+            "than separate runs); --fuse K fuses it"
+        )
+    if CPU_GROUP_WEIGHTS // weights < 2:
+        return (
+            f"{config.model} runs alone on the CPU under --fuse auto (two of its {weights / 2**20:.1f} MiB of "
+            f"weights exceed the {CPU_GROUP_WEIGHTS / 2**20:.0f} MiB a fused CPU group may hold); --fuse K fuses it"
+        )
+    return None
+
+
+def _meta(config: TrainConfig):
+    from dlbench.analysis.params import build_meta
+    from dlbench.data import get_dataset
+    from dlbench.models import get_model_spec
+
+    info = get_dataset(config.dataset).info(None, config.dataset_options)
+    spec = get_model_spec(config.model)
+    return build_meta(spec, info.input_shape, info.num_classes, config.model_settings), info.input_shape
+
+
+def member_bytes(config: TrainConfig) -> int:
+    """One trial's share of a group's memory: weights, gradients and optimizer states, and the activations
+    of one training batch (every layer's output, kept for the backward pass, and its gradient)."""
+    import torch
+
+    from dlbench.sweep.checks import optimizer_states
+
+    meta, shape = _meta(config)
+    params = sum(p.numel() * p.element_size() for p in meta.parameters())
+    outputs = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel() * out.element_size()))
+        for m in meta.modules()
+        if not list(m.children())
+    ]
+    try:
+        meta(torch.empty(config.options.batch_size, *shape, device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return params * (2 + optimizer_states(config)) + 2 * sum(outputs)
+
+
+def group_size(config: TrainConfig, fuse: Fuse) -> int:
+    """The largest group for trials like ``config``: the cap, and what the free memory holds."""
+    from dlbench.sweep.checks import available_memory
+
+    cap = min(CAP[config.device_kind], fuse.cap or CAP[config.device_kind])
+    if fuse.mode == "auto" and config.device_kind == "cpu":
+        cap = min(cap, CPU_GROUP_WEIGHTS // weight_bytes(_meta(config)[0]))
+    free, _ = available_memory(config)
+    if free is None:
+        return cap
+    return max(1, min(cap, int(free * MEMORY_SHARE // max(1, member_bytes(config)))))
+
+
+def plan_groups(configs: list[TrainConfig], fuse: Fuse) -> tuple[list[list[int]], list[str]]:
+    """Groups (indices into ``configs``, two or more each, balanced in size) and one note per reason some
+    trials run alone."""
+    if fuse.off:
+        return [], []
+    buckets: dict[str, list[int]] = {}
+    notes: list[str] = []
+    answers: dict[str, str | None] = {}  # by group key: the same answer for every trial of a group
+    for i, config in enumerate(configs):
+        key = group_key(config)
+        if key not in answers:
+            answers[key] = why_alone(config, fuse)
+        why = answers[key]
+        if why:
+            if why not in notes:
+                notes.append(why)
+            continue
+        buckets.setdefault(key, []).append(i)
+    groups = []
+    for members in buckets.values():
+        n = math.ceil(len(members) / group_size(configs[members[0]], fuse))
+        groups += [chunk for j in range(n) if len(chunk := members[j::n]) >= 2]
+    return groups, notes
+
+
+def describe(groups: list[list[int]]) -> str | None:
+    """One line for the user: how many trials train fused, in groups of which sizes."""
+    if not groups:
+        return None
+    sizes = sorted({len(g) for g in groups}, reverse=True)
+    trials = sum(len(g) for g in groups)
+    return f"fusing {trials} trials into {len(groups)} group(s) of {'/'.join(map(str, sizes))} (--fuse off: one by one)"

@@ -1,0 +1,155 @@
+"""Fused trials: a group trained as one model gives each member the run it would have had alone.
+
+Engines are compared in float64 (models built under ``torch.set_default_dtype(torch.float64)``, images cast by
+a patched ``InputTransform.fit``): batched kernels sum in another order than one model's, which float64 keeps
+near 1e-15 per step instead of 1e-7.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dlbench.data import get_dataset
+from dlbench.data.transforms import InputTransform
+from dlbench.engine import train
+from dlbench.engine.fused import train_group
+from dlbench.engine.fused.layers import FusedSequential
+from dlbench.engine.fused.optim import FusedOptimizer
+from dlbench.resolve import resolve_config
+
+DATA = {"train_size": "300", "test_size": "60", "image_size": "8"}
+MODELS = {"mlp": {"width": "16"}, "cnn": {"depth": "2", "width": "4", "head_width": "8"}}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def config(model="mlp", lr=0.05, **options):
+    opts = {"epochs": "2", "batch_size": "32", "lr": str(lr), "precision": "fp32", **options}
+    return resolve_config(model, "shapes", MODELS[model], DATA, {k: str(v) for k, v in opts.items()})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return get_dataset("shapes").load(tmp_path_factory.mktemp("data"), {k: int(v) for k, v in DATA.items()})
+
+
+@pytest.fixture
+def float64(monkeypatch):
+    fit = InputTransform.fit
+    monkeypatch.setattr(InputTransform, "fit", lambda self, x: fit(self, x).double())
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+def assert_same_run(alone, fused, tol=1e-9):
+    assert (fused.status, fused.message) == (alone.status, alone.message)
+    assert [s["step"] for s in fused.steps] == [s["step"] for s in alone.steps]
+    for a, f in zip(alone.steps, fused.steps, strict=True):
+        assert f["loss"] == pytest.approx(a["loss"], abs=tol, rel=tol)
+    for a, f in zip(alone.grads, fused.grads, strict=True):
+        assert (f["layer"], f["epoch"]) == (a["layer"], a["epoch"])
+        assert f["mean_norm"] == pytest.approx(a["mean_norm"], rel=1e-5)
+    assert sorted(fused.state_dict) == sorted(alone.state_dict)
+    for name, w in alone.state_dict.items():
+        assert fused.state_dict[name].shape == w.shape
+        torch.testing.assert_close(fused.state_dict[name], w, atol=tol * 10, rtol=0)
+    for key in ("val_acc", "train_acc"):
+        assert [e[key] for e in fused.epochs] == pytest.approx([e[key] for e in alone.epochs], nan_ok=True)
+    assert fused.summary["fused"] > 1 and "fused" not in alone.summary
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_a_group_of_three_learning_rates_gives_each_trial_its_run_alone(model, data, float64):
+    configs = [config(model, lr) for lr in (0.1, 0.03, 0.01)]
+    results = train_group(configs, data)
+    for c, fused in zip(configs, results, strict=True):
+        alone = train(c, data)
+        assert_same_run(alone, fused)
+        assert fused.summary["test_acc"] == alone.summary["test_acc"]
+        assert fused.predictions["pred"] == alone.predictions["pred"]
+
+
+def test_each_member_keeps_its_own_seed_schedule_and_regularisation(data, float64):
+    configs = [
+        config(lr=0.1, seed=0, label_smoothing=0.1, optimizer="adam"),
+        config(lr=0.03, seed=1, nesterov="true", schedule="cosine", weight_decay=0.01, optimizer="adam"),
+        config(lr=0.02, seed=2, grad_clip=0.5, warmup_epochs=1, optimizer="adam"),
+    ]
+    for c, fused in zip(configs, train_group(configs, data), strict=True):
+        # clipping scales by a norm taken in float32 (as the engine does), summed in another order when fused
+        assert_same_run(train(c, data), fused, tol=1e-5 if c.options.grad_clip else 1e-9)
+
+
+def test_a_diverging_member_is_recorded_and_the_others_finish_as_alone(data, float64):
+    configs = [config(lr=0.05), config(lr=1e4), config(lr=0.01, patience=1, epochs=4)]
+    results = train_group(configs, data)
+    assert [r.status for r in results] == ["ok", "diverged", "ok"]
+    assert "loss became non-finite at epoch 1" in results[1].message
+    assert math.isnan(results[1].epochs[-1]["train_loss"]) and results[1].predictions is None
+    for k in (0, 2):
+        alone = train(configs[k], data)
+        assert_same_run(alone, results[k])
+        assert results[k].summary["test_acc"] == alone.summary["test_acc"]
+
+
+def test_in_the_default_precision_test_accuracies_agree(data):
+    configs = [config(lr=lr, precision="auto", epochs=3) for lr in (0.1, 0.03, 0.01)]
+    for c, fused in zip(configs, train_group(configs, data), strict=True):
+        alone = train(c, data)
+        assert fused.summary["test_acc"] == pytest.approx(alone.summary["test_acc"], abs=0.05)
+        assert fused.summary["precision"] == alone.summary["precision"]
+
+
+@pytest.mark.parametrize(
+    "kind,hyper",
+    [
+        ("sgd", {"momentum": [0.0, 0.9, 0.5], "weight_decay": [0.0, 1e-3, 0.1], "nesterov": [0, 0, 1]}),
+        ("adam", {"momentum": [0.9] * 3, "weight_decay": [0.0, 1e-2, 0.1], "nesterov": [0] * 3}),
+        ("adamw", {"momentum": [0.9] * 3, "weight_decay": [0.0, 1e-2, 0.1], "nesterov": [0] * 3}),
+    ],
+)
+def test_the_fused_optimizer_is_torch_optim_on_each_member(kind, hyper):
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(3, 5, 4, generator=g, dtype=torch.float64)
+    stacked = start.clone().requires_grad_()
+    fused = FusedOptimizer([stacked], kind, 3, hyper)
+    lrs = torch.tensor([0.1, 0.01, 0.05], dtype=torch.float64)
+    alone = [start[k].clone().requires_grad_() for k in range(3)]
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind]
+    optims = []
+    for k, p in enumerate(alone):
+        kw = {"lr": lrs[k].item(), "weight_decay": hyper["weight_decay"][k]}
+        if kind == "sgd":
+            kw.update(momentum=hyper["momentum"][k], nesterov=bool(hyper["nesterov"][k]))
+        optims.append(cls([p], **kw))
+    active = torch.tensor([True, True, False])
+    for _ in range(4):
+        grad = torch.randn(3, 5, 4, generator=g, dtype=torch.float64)
+        stacked.grad = grad.clone()
+        fused.step(lrs, active)
+        for k in range(2):
+            alone[k].grad = grad[k].clone()
+            optims[k].step()
+    for k in range(2):
+        torch.testing.assert_close(stacked.detach()[k], alone[k].detach(), rtol=0, atol=1e-14)
+    assert torch.equal(stacked.detach()[2], start[2])  # masked out: untouched
+
+
+def test_members_unstack_into_the_family_state_dict_and_back():
+    from dlbench.models import get_model_spec
+
+    spec = get_model_spec("cnn")
+    models = [spec.build((1, 8, 8), 3, {"depth": 2, "width": 4, "head_width": 8}) for _ in range(3)]
+    fused = FusedSequential(models).eval()  # eval: the running statistics are the members' own
+    x = torch.rand(5, 1, 8, 8)
+    out = fused(x[None].expand(3, *x.shape))
+    assert out.shape == (3, 5, 3)
+    for k, m in enumerate(models):
+        assert fused.member(k).keys() == m.state_dict().keys()
+        torch.testing.assert_close(out[k], m.eval()(x), rtol=1e-5, atol=1e-6)
+    fused.load_member(1, models[2].state_dict())
+    torch.testing.assert_close(fused.member(1)["conv1.weight"], models[2].state_dict()["conv1.weight"])
