@@ -252,6 +252,8 @@ def test_executor_flags_are_checked_before_anything_runs(cli, tmp_path):
     assert res.code == 2 and "--executor local" in res.err
     res = cli("study", "run", "mlp-training-and-transfer", "--slurm-partition", "gpu")
     assert res.code == 2 and "--executor slurm" in res.err
+    res = cli("study", "run", "mlp-training-and-transfer", "--fuse", "sometimes")
+    assert res.code == 2 and "--fuse must be auto, off or a group size" in res.err
     assert not Path(os.environ["DLBENCH_HOME"]).exists()
 
 

@@ -81,6 +81,12 @@ def run(
     force: bool = typer.Option(False, "--force", help="Retrain trials even if cached."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed trial."),
     replace: bool = typer.Option(False, "--replace", help="Let a sweep replace another study of its name."),
+    fuse: str = typer.Option(
+        "auto",
+        "--fuse",
+        help="As for `sweep`: trials of one sweep that differ only in optimizer settings train as one fused "
+        "model where that is faster (auto), never (off), or at most K per group.",
+    ),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write each sweep's figures."),
     data_dir: Path = DataDirOpt,
     cache_dir: Path = CacheDirOpt,
@@ -90,12 +96,13 @@ def run(
     """Run a study: each section's sweep, count table, kernels or equivariance step, in order, then record it."""
     from dlbench import paths
     from dlbench.cache import Store
-    from dlbench.cli.sweep import _slurm_setup
+    from dlbench.cli.sweep import _fuse_setting, _slurm_setup
     from dlbench.errors import UsageError
     from dlbench.studies.plan import plan_study
 
     if jobs is not None and (executor is not Executor.local or jobs < 1):
         raise UsageError("--jobs N (at least 1) is for --executor local; add --executor local")
+    fusing = _fuse_setting(fuse, executor)
     study = load_target(target)
     slurm = _slurm_setup(executor, slurm_flags, False, {})
     store = Store(paths.cache_dir(cache_dir))
@@ -113,7 +120,12 @@ def run(
     for note in filter(None, notes):
         err.print(note, markup=False, highlight=False)
     settings = dict(
-        force=force, fail_fast=fail_fast, replace=replace, figures=figures, on_interrupt=on_interrupt
+        force=force,
+        fail_fast=fail_fast,
+        replace=replace,
+        figures=figures,
+        on_interrupt=on_interrupt,
+        fusing=fusing,
     )
     _run_sections(plan, store, data, cache_dir, data_dir, executor, jobs, slurm, settings)
 
@@ -166,7 +178,7 @@ def _run_sweep(ps, store, data, executor, jobs, slurm, settings) -> None:
 
         counts = run_on_slurm(plan, store, slurm, run, False, settings["on_interrupt"])
     else:
-        counts = _execute(plan, store, executor, jobs, run)
+        counts = _execute(plan, store, executor, jobs, run, settings["fusing"])
     line = f"{len(plan.trials)} trials: {counts.line()}."
     show_study(store, plan.study(), line, Format.table, None, settings["figures"], counts.rows)
 
