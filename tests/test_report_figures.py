@@ -299,3 +299,17 @@ def test_under_repeats_the_seeds_of_one_value_share_a_colour_and_differ_in_dash(
     for styles in by_value.values():
         assert len({c for c, _ in styles}) == 1 and len({d for _, d in styles}) == 2
     assert by_value["lr=0.1"] != by_value["lr=0.01"]
+
+
+def test_a_one_epoch_run_has_one_integer_epoch_tick():
+    from dlbench.report.plot_curves import curves_fig
+
+    epochs = pd.DataFrame(
+        [{"key": "k", "epoch": 0, "train_loss": 2.3, "val_loss": 2.3, "train_acc": 0.1, "val_acc": 0.1}]
+    )
+    fig = curves_fig(epochs, {"k": "lr=0.1"}, "one epoch")
+    fig.canvas.draw()
+    ax = fig.axes[2]
+    lo, hi = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert shown == [1.0]  # not 0.945, 0.960, ... around the one point
