@@ -171,7 +171,7 @@ def test_every_builtin_study_parses_and_plans_without_training(name, quick, monk
     assert len(names) == len(set(names)) and all(n.startswith(name) for n in names)
     if quick:  # no real files here: shapes stands in, one epoch on a subset
         assert {c.dataset for _, _, c in configs} == {"shapes"}
-        assert max(c.options.epochs for _, _, c in configs) <= 2
+        assert max(c.options.epochs for _, _, c in configs) <= 3
     else:
         assert {c.dataset for _, _, c in configs} <= {"cifar10", "fashion-mnist"}
 
