@@ -164,7 +164,7 @@ def kept_pngs(
         return None  # removed or unreadable since the stamp was read: draw them
 
 
-FIGURES_VERSION = 2  # bump when the drawing changes: figures stamped with another version are drawn again
+FIGURES_VERSION = 3  # bump when the drawing changes: figures stamped with another version are drawn again
 STAMP = ".dlbench-figures.json"  # in the figures folder: what the PNGs beside it were drawn from
 
 
