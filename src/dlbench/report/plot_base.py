@@ -35,8 +35,9 @@ def pyplot():
 def to_png(fig) -> bytes:
     plt = pyplot()
     buf = io.BytesIO()
-    # fixed margins rather than bbox_inches="tight": measuring every text twice is most of the drawing time
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    # fixed margins rather than bbox_inches="tight": measuring every text twice is most of the drawing time;
+    # zlib level 3 rather than 6: encoding takes a third less time for files 3% larger
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 3})
     plt.close(fig)
     return buf.getvalue()
 

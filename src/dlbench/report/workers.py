@@ -13,6 +13,7 @@ processes (``1``: draw serially).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -68,7 +69,13 @@ def run_all(tasks: list[Callable[[], object]]) -> tuple[list, Callable[[], None]
         return [Done(t) for t in tasks], lambda: None
     _TASKS[:] = tasks
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-    futures: list[Future] = [pool.submit(_call, i) for i in range(len(tasks))]
+    # the workers fork at the first submit; frozen, the objects they inherit stay out of their garbage
+    # collections, which would otherwise touch (and so copy) every inherited page
+    gc.freeze()
+    try:
+        futures: list[Future] = [pool.submit(_call, i) for i in range(len(tasks))]
+    finally:
+        gc.unfreeze()
 
     def close() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
