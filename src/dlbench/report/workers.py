@@ -60,8 +60,11 @@ class Done:
         return self._fn()
 
 
-def run_all(tasks: list[Callable[[], object]]) -> tuple[list, Callable[[], None]]:
-    """Start ``tasks`` in forked workers; returns (one object per task whose ``result()`` waits for it, in
+def run_all(
+    tasks: list[Callable[[], object]], costs: list[float] | None = None
+) -> tuple[list, Callable[[], None]]:
+    """Start ``tasks`` in forked workers, the costliest first (``costs``: an estimate each; the last task to
+    start should be a short one); returns (one object per task whose ``result()`` waits for it, in the tasks'
     order; a function that shuts the workers down). Serially (each task runs when its result is asked for)
     where :func:`report_workers` says 1."""
     workers = report_workers(len(tasks))
@@ -73,9 +76,11 @@ def run_all(tasks: list[Callable[[], object]]) -> tuple[list, Callable[[], None]
     # collections, which would otherwise touch (and so copy) every inherited page
     gc.freeze()
     try:
-        futures: list[Future] = [pool.submit(_call, i) for i in range(len(tasks))]
+        order = sorted(range(len(tasks)), key=lambda i: -costs[i] if costs else 0)  # stable: ties in order
+        started: dict[int, Future] = {i: pool.submit(_call, i) for i in order}
     finally:
         gc.unfreeze()
+    futures = [started[i] for i in range(len(tasks))]
 
     def close() -> None:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -12,7 +12,7 @@ from dlbench.config import TrainConfig, train_option_defaults
 from dlbench.formatting import fmt_cell
 from dlbench.report.blocks import Command, Details, FileNames, Heading, Image, P, Table
 from dlbench.report.collect import Chosen
-from dlbench.report.plots import draw_sweep, kept_pngs, pyplot, sweep_pngs
+from dlbench.report.plots import MAX_CURVES, draw_sweep, kept_pngs, pyplot, sweep_pngs
 from dlbench.report.sections.samples import samples
 from dlbench.report.workers import Done, run_all
 from dlbench.settings import format_value
@@ -81,10 +81,18 @@ def start_figures(store, studies: list[Chosen], runs: dict[str, dict]):
             tasks[i] = functools.partial(draw_sweep, store, chosen.study, chosen.summary, sr)
     if tasks:
         pyplot()  # imported before the workers fork, so they inherit it rather than each import it (0.3 s)
-    futures, close = run_all(list(tasks.values()))
+    costs = [_tables_read(studies[i]) for i in tasks]
+    futures, close = run_all(list(tasks.values()), costs)
     for i, future in zip(tasks, futures, strict=True):
         results[i] = future
     return results, close
+
+
+def _tables_read(chosen: Chosen) -> int:
+    """About how many tables a study's figures read, which sets their drawing time: three for each trial drawn
+    (curves, gradients, steps), and with seeds the curves of every seed of the values drawn."""
+    trials = len(chosen.summary.trials)
+    return 3 * min(MAX_CURVES, trials) + (trials if chosen.study.repeats > 1 else 0)
 
 
 def sweep_section(
