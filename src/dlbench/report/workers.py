@@ -18,6 +18,7 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from dlbench.errors import UsageError
 from dlbench.hardware import available_cpus
@@ -60,6 +61,20 @@ class Done:
         return self._fn()
 
 
+class Pooled:
+    """A task's result from its worker; drawn in this process instead if the pool broke (a worker killed, for
+    one by the out-of-memory killer, or a result that could not be sent back)."""
+
+    def __init__(self, future: Future, fn: Callable[[], object]):
+        self._future, self._fn = future, fn
+
+    def result(self):
+        try:
+            return self._future.result()
+        except BrokenProcessPool:
+            return self._fn()
+
+
 def run_all(
     tasks: list[Callable[[], object]], costs: list[float] | None = None
 ) -> tuple[list, Callable[[], None]]:
@@ -80,7 +95,7 @@ def run_all(
         started: dict[int, Future] = {i: pool.submit(_call, i) for i in order}
     finally:
         gc.unfreeze()
-    futures = [started[i] for i in range(len(tasks))]
+    futures = [Pooled(started[i], tasks[i]) for i in range(len(tasks))]
 
     def close() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
