@@ -99,4 +99,6 @@ def integer_x(*axes) -> None:
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ax.xaxis.set_major_locator(
+            MaxNLocator(nbins=5, integer=True, min_n_ticks=1)
+        )  # one epoch: one tick, "1"
