@@ -499,3 +499,50 @@ def test_trials_whose_slurm_job_failed_are_rows_of_the_report(tmp_path):
     assert "| 0.02 | - | - |" in results and "| cancelled |" in results and "| **0.1** ★ |" in results
     assert "Trial lr=0.02: cancelled (its job was cancelled" in text and "17_0_log.err" in text
     assert "2 trials of mlp" in text
+
+
+def test_figures_drawn_in_worker_processes_are_the_serial_bytes(cache, tmp_path, monkeypatch):
+    """Without the figures `sweep` kept, the report draws them: forked workers and serial drawing (forced by
+    DLBENCH_REPORT_WORKERS) give the same report and figure files, the very figures `sweep` drew."""
+    from dlbench.report import workers
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cache, copy)
+    kept = {p.parent.name + "/" + p.name: p.read_bytes() for p in (copy / "cache" / "sweeps").glob("*/*.png")}
+    assert len(kept) >= 2 * 4
+    for folder in (copy / "cache" / "sweeps").iterdir():
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    pools = []
+    real_pool = workers.ProcessPoolExecutor
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", lambda *a, **k: pools.append(a) or real_pool(*a, **k))
+    outs = {}
+    for n in ("1", "2"):
+        monkeypatch.setenv(workers.WORKERS_ENV, n)
+        outs[n] = tmp_path / n / "report.md"
+        assert report(copy, outs[n])[0] == 0
+    if "fork" in __import__("multiprocessing").get_all_start_methods():
+        assert pools == [(2,)]  # the second report only: two sweeps to draw, two workers
+    assert outs["1"].read_bytes() == outs["2"].read_bytes()
+    serial = sorted((tmp_path / "1" / "report_files").iterdir())
+    assert [p.name for p in serial] == sorted(p.name for p in (tmp_path / "2" / "report_files").iterdir())
+    for png in serial:
+        assert png.read_bytes() == (tmp_path / "2" / "report_files" / png.name).read_bytes(), png.name
+    drawn = {p.read_bytes() for p in serial}
+    assert set(kept.values()) <= drawn  # the report draws what `sweep` drew
+
+
+def test_report_workers_come_from_the_environment(monkeypatch, cache, tmp_path):
+    from dlbench.report.workers import WORKERS_ENV, report_workers
+
+    monkeypatch.setenv(WORKERS_ENV, "3")
+    fork = "fork" in __import__("multiprocessing").get_all_start_methods()
+    assert report_workers(5) == (3 if fork else 1)
+    assert report_workers(2) == (2 if fork else 1)  # never more workers than studies to draw
+    assert report_workers(1) == 1  # one study: no pool
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    assert report_workers(5) == 1
+    monkeypatch.setenv(WORKERS_ENV, "two")
+    code, out, err = report(cache, tmp_path / "r.md")
+    assert code != 0 and "DLBENCH_REPORT_WORKERS='two'" in err and "Traceback" not in err
+    assert not (tmp_path / "r.md").exists()

@@ -23,7 +23,7 @@ from dlbench.report.collect import Collected, Selection, collect
 from dlbench.report.sections.environment import environment_section
 from dlbench.report.sections.figures import figures_section
 from dlbench.report.sections.params import params_section
-from dlbench.report.sections.sweeps import sweep_section
+from dlbench.report.sections.sweeps import start_figures, sweep_section
 
 
 def build_report(store, selection: Selection | None = None, data_dir: Path | None = None) -> Report:
@@ -48,8 +48,12 @@ def build_report(store, selection: Selection | None = None, data_dir: Path | Non
     }
     names = FileNames()
     loaded: dict = {}  # test images per dataset config, shared by the sweeps
-    for chosen in found.studies:
-        report.blocks += sweep_section(store, chosen, found.runs, names, data_dir, loaded)
+    figures, close = start_figures(store, found.studies, found.runs)  # drawn in workers meanwhile
+    try:
+        for chosen, drawn in zip(found.studies, figures, strict=True):
+            report.blocks += sweep_section(store, chosen, found.runs, names, data_dir, loaded, drawn)
+    finally:
+        close()
     if found.studies or found.counts:
         report.blocks += params_section([c.study for c in found.studies], found.runs, found.counts)
     if found.figures:

@@ -115,7 +115,7 @@ def grad_norms_fig(grads: pd.DataFrame, labels: dict[str, str], title: str, seed
                 )
         ax.set_title(f"{kind} layers: mean gradient norm over epochs", y=1.0)
         ax.set_xlabel("depth (parameterised layer, input -> output)")
-        log_if_positive(ax, part)
+        log_if_positive(ax, part, minor=False)
     glob = grads[grads["layer"] == "global"].sort_values(["key", "epoch"])
     right = axes.flat[len(kinds)]
     groups = dict(tuple(glob.groupby("key", sort=False)))
@@ -127,7 +127,7 @@ def grad_norms_fig(grads: pd.DataFrame, labels: dict[str, str], title: str, seed
             )
     right.set(xlabel="epoch")
     right.set_title("global gradient norm", y=1.0)
-    log_if_positive(right, glob["mean_norm"])
+    log_if_positive(right, glob["mean_norm"], minor=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax in axes.flat[:n]:
@@ -150,8 +150,9 @@ def step_loss_fig(steps: pd.DataFrame, labels: dict[str, str], title: str, seeds
         g = g.sort_values("step")
         x = g["step"] / max(1, g["step"].max()) * (g["epoch"].max() + 1)  # align runs of different lengths
         ax.plot(x, g["loss"], alpha=0.85, label=lab, **{**trial_style(key, i, lab, seeds), "linewidth": 0.8})
-    log_if_positive(ax, steps["loss"])
+    log_if_positive(ax, steps["loss"], minor=False)
     ax.set(xlabel="epoch", ylabel="training loss (per step)")
+    integer_x(ax)
     ax.set_title(title, y=1.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")

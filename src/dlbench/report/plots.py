@@ -29,9 +29,11 @@ __all__ = [
     "Drawing",
     "draw_sweep",
     "drawing",
+    "kept_pngs",
     "pick_curves",
     "pyplot",
     "sweep_figures",
+    "sweep_pngs",
     "to_png",
 ]
 FIGURES = ("metric", "heatmap", "seeds", "curves", "confusion", "grad_norms", "step_loss")  # in report order
@@ -143,18 +145,26 @@ def _confusion(store, study: Study, summary: Summary, runs: pd.DataFrame | None)
 def sweep_pngs(store, study: Study, summary: Summary, runs: pd.DataFrame) -> tuple[Drawing, dict[str, bytes]]:
     """The sweep's figures as PNG bytes: read from the folder `dlbench sweep` drew them into by default
     (``<cache>/sweeps/<name>/``) when its stamp says they were drawn from exactly these runs, else drawn now."""
+    kept = kept_pngs(store, study, summary, runs)
+    return kept if kept is not None else draw_sweep(store, study, summary, runs)
+
+
+def kept_pngs(
+    store, study: Study, summary: Summary, runs: pd.DataFrame
+) -> tuple[Drawing, dict[str, bytes]] | None:
+    """The figures `dlbench sweep` drew into ``<cache>/sweeps/<name>/`` if they come from exactly these runs."""
     from dlbench.paths import safe_name
 
     kept = _kept(store.root / "sweeps" / safe_name(study.name), _stamp(study, runs))
-    if kept is not None:
-        try:
-            return drawing(study, summary), {name: path.read_bytes() for name, path in kept.items()}
-        except OSError:
-            pass  # removed or unreadable since the stamp was read: draw them
-    return draw_sweep(store, study, summary, runs)
+    if kept is None:
+        return None
+    try:
+        return drawing(study, summary), {name: path.read_bytes() for name, path in kept.items()}
+    except OSError:
+        return None  # removed or unreadable since the stamp was read: draw them
 
 
-FIGURES_VERSION = 2  # bump when the drawing changes: figures stamped with another version are drawn again
+FIGURES_VERSION = 3  # bump when the drawing changes: figures stamped with another version are drawn again
 STAMP = ".dlbench-figures.json"  # in the figures folder: what the PNGs beside it were drawn from
 
 

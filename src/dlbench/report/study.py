@@ -18,7 +18,7 @@ from dlbench.report.collect import Chosen, recorded_figures, row_dicts, with_job
 from dlbench.report.sections.environment import environment_section
 from dlbench.report.sections.figures import figures_section
 from dlbench.report.sections.params import params_section
-from dlbench.report.sections.sweeps import sweep_section
+from dlbench.report.sections.sweeps import start_figures, sweep_section
 from dlbench.sweep.study import Study
 
 
@@ -41,23 +41,27 @@ def build_study_report(store, name: str, data_dir: Path | None = None) -> Report
         blocks.append(Command(str(record["command"])))
     shown_runs: list[str] = []
     shown_figures = 0
+    chosen = _chosen(store, record, studies, runs_df)
+    started, close = start_figures(store, list(chosen.values()), runs)  # drawn in workers meanwhile
+    drawn = dict(zip(chosen, started, strict=True))
     for i, section in enumerate(record["sections"], start=1):
         blocks.append(Heading(2, f"{i}. {section['heading']}"))
         if section.get("text"):
             blocks.append(P(str(section["text"])))
         if section.get("sweep"):
-            study = studies.get(section["sweep"])
-            summary = study.summary(runs_df) if study is not None else None
-            if summary is None or not len(summary.trials):
+            sweep = chosen.get(section["sweep"])
+            if sweep is None:
                 blocks.append(
                     P(
                         f"The sweep {section['sweep']} has no finished trial in this cache; run the study again."
                     )
                 )
                 continue
-            chosen = Chosen(study, summary, with_job_failures(store, study, runs_df))
-            blocks += _one_level_down(sweep_section(store, chosen, runs, names, data_dir, loaded))
-            shown_runs += [k for k in summary.trials["key"] if k not in shown_runs]
+            section_blocks = sweep_section(
+                store, sweep, runs, names, data_dir, loaded, drawn[section["sweep"]]
+            )
+            blocks += _one_level_down(section_blocks)
+            shown_runs += [k for k in sweep.summary.trials["key"] if k not in shown_runs]
         elif section.get("count"):
             blocks += _count_blocks(counts.get(str(section["count"].get("command"))))
         if section.get("figures"):
@@ -66,11 +70,25 @@ def build_study_report(store, name: str, data_dir: Path | None = None) -> Report
             blocks += figures_section(found, names)[2:] if found else [P(_GONE)]
         if section.get("run") and section["run"] in runs and section["run"] not in shown_runs:
             shown_runs.append(section["run"])
+    close()  # every figure was taken; an error above leaves the workers to exit with this process
     if shown_runs:
         blocks += environment_section([runs[k] for k in shown_runs], 0)
     report = Report(str(record["title"]), _header(record, len(shown_runs), shown_figures), blocks)
     report.stats = {"sweeps": sorted(wanted), "runs": len(shown_runs), "figures": shown_figures}
     return report
+
+
+def _chosen(store, record: dict, studies: dict[str, Study], runs_df) -> dict[str, Chosen]:
+    """{sweep name: its study, summary and table} for the record's sweeps that have a finished trial."""
+    chosen = {}
+    for section in record["sections"]:
+        study = studies.get(section.get("sweep"))
+        if study is None or study.name in chosen:
+            continue
+        summary = study.summary(runs_df)
+        if len(summary.trials):
+            chosen[study.name] = Chosen(study, summary, with_job_failures(store, study, runs_df))
+    return chosen
 
 
 _GONE = "The figure this section recorded is no longer in the cache's figure index; run the study again."

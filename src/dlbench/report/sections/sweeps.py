@@ -4,14 +4,17 @@ collapsed block) and the reproducing command."""
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 
 from dlbench.config import TrainConfig, train_option_defaults
 from dlbench.formatting import fmt_cell
 from dlbench.report.blocks import Command, Details, FileNames, Heading, Image, P, Table
 from dlbench.report.collect import Chosen
-from dlbench.report.plots import sweep_pngs
+from dlbench.report.plots import MAX_CURVES, draw_sweep, kept_pngs, pyplot, sweep_pngs
 from dlbench.report.sections.samples import samples
+from dlbench.report.workers import Done, run_all
 from dlbench.settings import format_value
 from dlbench.sweep.study import Study, Summary
 
@@ -59,8 +62,44 @@ CAPTIONS = {  # what a reader needs to read the figure; trial-capped figures add
 }
 
 
-def sweep_section(store, chosen: Chosen, runs: dict[str, dict], names: FileNames, data_dir, loaded) -> list:
-    """The blocks of one study; ``loaded`` caches test images between studies on the same dataset."""
+def study_runs(study: Study, runs: dict[str, dict]) -> pd.DataFrame:
+    """The study's runs rows, in its order."""
+    return pd.DataFrame([runs[k] for k in dict.fromkeys(study.keys) if k in runs])
+
+
+def start_figures(store, studies: list[Chosen], runs: dict[str, dict]):
+    """Each study's (drawing, PNGs) as an object whose ``result()`` gives it, in the studies' order, and a
+    function that stops the workers: figures `dlbench sweep` kept are read now, the rest drawn in worker
+    processes (:mod:`~dlbench.report.workers`) while the caller builds the sections."""
+    results: list = []
+    tasks: dict[int, functools.partial] = {}
+    for i, chosen in enumerate(studies):
+        sr = study_runs(chosen.study, runs)
+        kept = kept_pngs(store, chosen.study, chosen.summary, sr)
+        results.append(Done(functools.partial(lambda k: k, kept)))
+        if kept is None:
+            tasks[i] = functools.partial(draw_sweep, store, chosen.study, chosen.summary, sr)
+    if tasks:
+        pyplot()  # imported before the workers fork, so they inherit it rather than each import it (0.3 s)
+    costs = [_tables_read(studies[i]) for i in tasks]
+    futures, close = run_all(list(tasks.values()), costs)
+    for i, future in zip(tasks, futures, strict=True):
+        results[i] = future
+    return results, close
+
+
+def _tables_read(chosen: Chosen) -> int:
+    """About how many tables a study's figures read, which sets their drawing time: three for each trial drawn
+    (curves, gradients, steps), and with seeds the curves of every seed of the values drawn."""
+    trials = len(chosen.summary.trials)
+    return 3 * min(MAX_CURVES, trials) + (trials if chosen.study.repeats > 1 else 0)
+
+
+def sweep_section(
+    store, chosen: Chosen, runs: dict[str, dict], names: FileNames, data_dir, loaded, figures=None
+) -> list:
+    """The blocks of one study; ``loaded`` caches test images between studies on the same dataset;
+    ``figures`` (from :func:`start_figures`) gives the study's figures, which are otherwise drawn here."""
     study, summary = chosen.study, chosen.summary
     table = chosen.table or summary  # with the trials whose cluster job failed
     blocks: list = [
@@ -71,8 +110,10 @@ def sweep_section(store, chosen: Chosen, runs: dict[str, dict], names: FileNames
     blocks += _best_and_worst(study, table)
     blocks.append(Table(table.columns, table.rows, table.best))
     blocks += _failed(study, table)
-    study_runs = pd.DataFrame([runs[k] for k in dict.fromkeys(study.keys) if k in runs])
-    drawing, pngs = sweep_pngs(store, study, summary, study_runs)  # `sweep`'s own figures when up to date
+    if figures is not None:
+        drawing, pngs = figures.result()
+    else:  # `sweep`'s own figures when up to date
+        drawing, pngs = sweep_pngs(store, study, summary, study_runs(study, runs))
     for name, png in pngs.items():
         heading, suffix, alt = FIGURE_TEXT[name]
         caption = " ".join(c for c in (CAPTIONS.get(name, ""), _capped(name, drawing.note)) if c)
