@@ -84,18 +84,23 @@ def test_report_reuses_the_figures_sweep_drew_from_the_same_runs(
     cli, tmp_path, monkeypatch, one_torch_thread
 ):
     import dlbench.report.plots as plots
+    import dlbench.report.sections.sweeps as sweeps
+
+    def boom(*a, **k):
+        raise AssertionError("drawn again although sweep's figures are up to date")
+
+    def no_drawing(m) -> None:  # every place a report draws a sweep's figures from
+        m.setattr(plots, "draw_sweep", boom)
+        m.setattr(sweeps, "draw_sweep", boom)
 
     sweep = ["sweep", "lr", "0.1,0.05", "--model", "mlp", "--dataset", "shapes", "--set", "width=8"]
     sweep += ["--epochs", "1", "--dataset-opt", "train_size=200", "--dataset-opt", "test_size=50"]
     assert cli(*sweep).code == 0
     drawn = cli("report", "--out", tmp_path / "a.md")
     assert drawn.code == 0, drawn
-
-    def boom(*a, **k):
-        raise AssertionError("drawn again although sweep's figures are up to date")
-
-    monkeypatch.setattr(plots, "draw_sweep", boom)
-    reused = cli("report", "--out", tmp_path / "b.md")
+    with monkeypatch.context() as m:
+        no_drawing(m)
+        reused = cli("report", "--out", tmp_path / "b.md")
     assert reused.code == 0, reused
     figures = sorted((tmp_path / "b_files").iterdir())
     assert all(p.suffix == ".png" for p in figures) and len(figures) >= 3
@@ -103,7 +108,7 @@ def test_report_reuses_the_figures_sweep_drew_from_the_same_runs(
         if png.name.endswith(("curves.png", "grad-norms.png", "step-loss.png")):
             assert png.read_bytes() == (tmp_path / "a_files" / png.name).read_bytes()
     # Another run of the study (trained again with --force) makes the stamp differ: the report draws.
-    monkeypatch.undo()
     assert cli(*sweep, "--force", "--no-figures").code == 0
-    monkeypatch.setattr(plots, "draw_sweep", boom)
-    assert cli("report", "--out", tmp_path / "c.md").code != 0
+    with monkeypatch.context() as m:
+        no_drawing(m)
+        assert cli("report", "--out", tmp_path / "c.md").code != 0
