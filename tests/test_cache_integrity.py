@@ -368,10 +368,9 @@ def test_a_failed_write_of_the_runs_row_leaves_the_previous_state(tmp_path, monk
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(src, dst)
 
-    monkeypatch.setattr(atomic.os, "replace", full)
-    with pytest.raises(WriteError, match="no space left"):
+    with monkeypatch.context() as m, pytest.raises(WriteError, match="no space left"):
+        m.setattr(atomic.os, "replace", full)
         store.save(config, result)
-    monkeypatch.undo()
     assert not Store(store.root).has(config.key) and not list(store.root.rglob(".*.tmp"))
     store.save(config, result)
     assert Store(store.root).has(config.key)
