@@ -82,7 +82,8 @@ def uses_channels_last(memory_format: str, conv: bool, device: torch.device) -> 
     return memory_format == "channels_last"
 
 
-def _device_data(data: ArrayDataset, device, opts, prepared: Prepared, channels_last: bool) -> DeviceData:
+def device_data(data: ArrayDataset, device, opts, prepared: Prepared, channels_last: bool) -> DeviceData:
+    """The dataset resident on ``device``, shaped for the prepared model (shared with the fused engine)."""
     inputs = prepared.inputs
     dd = DeviceData(
         data,
@@ -132,7 +133,7 @@ def train(
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    dd = _device_data(data, device, opts, prepared, channels_last)
+    dd = device_data(data, device, opts, prepared, channels_last)
     optimizer = make_optimizer(model, opts, device)
     # Counted once the optimizer has imported torch._dynamo (every torch optimizer does): then MACs are counted
     # on the meta device, which costs less than the forward pass on the CPU that spares a count that import.

@@ -20,7 +20,7 @@ from dlbench.cache import Store
 from dlbench.config import TrainConfig
 from dlbench.resolve import reproduce_command
 from dlbench.sweep.fused import Fuse, plan_groups
-from dlbench.sweep.trial import _set_aside, log_event
+from dlbench.sweep.trial import log_event, set_aside_checkpoint
 
 
 def group_checkpoint(store: Store, configs: list[TrainConfig]) -> Path:
@@ -38,7 +38,7 @@ def discard_stale_groups(store: Store) -> None:
         try:
             keys = load(path).get("group") or []
         except CheckpointError as exc:
-            _set_aside(store, path, exc)
+            set_aside_checkpoint(store, path, exc)
             continue
         except AttributeError:
             keys = []
@@ -85,7 +85,7 @@ def _train(configs, store: Store, data, data_dir, callbacks, progress):
     except CheckpointError as exc:
         if Path(exc.path).absolute() != path.absolute() or not path.exists():
             raise
-        _set_aside(store, path, exc)
+        set_aside_checkpoint(store, path, exc)
     return train_group(configs, data, **kw)
 
 

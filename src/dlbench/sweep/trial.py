@@ -68,10 +68,10 @@ def check_checkpoint(store: Store, key: str) -> None:
     try:
         check_resume_state(path)
     except CheckpointError as exc:
-        _set_aside(store, path, exc)
+        set_aside_checkpoint(store, path, exc)
 
 
-def _set_aside(store: Store, path: Path, exc: Exception) -> None:
+def set_aside_checkpoint(store: Store, path: Path, exc: Exception) -> None:
     """Move a checkpoint that cannot be resumed from to quarantine, saying so in one line."""
     from dlbench.cache.store import CacheWarning
 
@@ -95,7 +95,7 @@ def _train(config: TrainConfig, store: Store, data, data_dir: Path | None, callb
     except CheckpointError as exc:
         if Path(exc.path).absolute() != path.absolute() or not path.exists():
             raise  # another file (a --weights source, say): not ours to move
-        _set_aside(store, path, exc)
+        set_aside_checkpoint(store, path, exc)
     return train(config, data, data_dir=data_dir, callback=callback, checkpoint_path=path)
 
 

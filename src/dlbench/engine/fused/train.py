@@ -28,7 +28,7 @@ from dlbench.engine.loop import EpochLoop
 from dlbench.engine.metrics import GradNorms, summary
 from dlbench.engine.result import RunResult
 from dlbench.engine.state import SCHEMA, Stop, TrainState
-from dlbench.engine.trainer import _device_data, model_counts, uses_channels_last
+from dlbench.engine.trainer import device_data, model_counts, uses_channels_last
 from dlbench.models import get_model_spec
 from dlbench.models.transfer import prepare_model
 
@@ -79,7 +79,7 @@ def train_group(
     channels_last = uses_channels_last(opts0.memory_format, get_model_spec(configs[0].model).conv, device)
     model.to(device)  # weights stay contiguous (one (K, n) view each); activations take the memory format
     model.channels_last = channels_last
-    dd = _device_data(data, device, opts0, prepared, channels_last)
+    dd = device_data(data, device, opts0, prepared, channels_last)
     hyper = {
         "momentum": [c.options.momentum for c in configs],
         "weight_decay": [c.options.weight_decay for c in configs],
