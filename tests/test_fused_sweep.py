@@ -51,6 +51,8 @@ def test_trials_group_when_they_differ_only_in_fusable_options():
         [],
     )
     assert plan_groups(configs(plan("width", ["8", "16"])), Fuse("auto")) == ([], [])  # other architectures
+    # trials with no partner to fuse with train alone without a note on why their model would not fuse
+    assert plan_groups(configs(plan("activation", ["relu", "tanh"], model="cnn")), Fuse("auto")) == ([], [])
     assert plan_groups(configs(plan()), Fuse("off")) == ([], [])
     groups, notes = plan_groups(configs(plan(model="cnn")), Fuse("auto"))
     assert groups == [] and notes == [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 from dlbench.config import TrainConfig, train_option_defaults
@@ -172,8 +173,11 @@ def plan_groups(configs: list[TrainConfig], fuse: Fuse) -> tuple[list[list[int]]
     buckets: dict[str, list[int]] = {}
     notes: list[str] = []
     answers: dict[str, str | None] = {}  # by group key: the same answer for every trial of a group
-    for i, config in enumerate(configs):
-        key = group_key(config)
+    keys = [group_key(config) for config in configs]
+    partners = Counter(keys)
+    for i, (config, key) in enumerate(zip(configs, keys, strict=True)):
+        if partners[key] < 2:  # differs from every other trial in what fusing cannot share: alone, no note
+            continue
         if key not in answers:
             answers[key] = why_alone(config, fuse)
         why = answers[key]
