@@ -245,3 +245,23 @@ def test_on_local_workers_a_fused_group_is_one_task(tmp_path, monkeypatch):
     assert sorted(k for k, e in events(log) if e == "end") == sorted(keys)
     starts = [k for k, e in events(log) if e == "start"]
     assert sorted(starts) == sorted(keys)  # once each: a group's members start together, in one worker
+
+
+def test_a_group_out_of_memory_records_nothing_and_its_trials_train_alone(tmp_path, monkeypatch):
+    # Out of memory as a group is not each trial out of memory: alone, each may fit.
+    from dlbench.engine.fused.step import FusedStep
+    from dlbench.sweep.fused_run import FusionWarning
+
+    def no_memory(self, xb, yb, lr):
+        raise MemoryError("a group too large for the device")
+
+    monkeypatch.setattr(FusedStep, "__call__", no_memory)
+    log = tmp_path / "train.log"
+    monkeypatch.setenv("DLBENCH_TRAIN_LOG", str(log))
+    store = Store(tmp_path / "cache")
+    with pytest.warns(FusionWarning, match="ran out of memory; its trials train one by one"):
+        counts = run_sweep(plan(), store, data_dir=tmp_path / "data", fuse=Fuse("auto"))
+    assert counts.done == 3 and [r["status"] for r in counts.rows] == ["ok"] * 3
+    runs = store.runs(keys=[c.key for c in configs(plan())])
+    assert "fused" not in runs.columns or runs["fused"].isna().all()  # trained alone, each
+    assert [e for _, e in events(log)].count("group-oom") == 3

@@ -36,7 +36,7 @@ Callback = Callable[..., None]
 _MACS: dict[tuple, int | None] = {}  # MACs per image by architecture (model, settings, input shape, classes)
 
 
-def _no_callback(event: str, **data) -> None:
+def no_callback(event: str, **data) -> None:
     pass
 
 
@@ -56,6 +56,40 @@ def make_optimizer(model: nn.Module, opts, device: torch.device) -> torch.optim.
         return cls(params, lr=opts.lr, weight_decay=opts.weight_decay, **kw, **fused)
     except (TypeError, RuntimeError):  # an older torch without a fused kernel for this optimizer
         return cls(params, lr=opts.lr, weight_decay=opts.weight_decay, **kw)
+
+
+def cap_threads(device: torch.device) -> None:
+    """On a CPU, torch's threads capped at the CPUs this process may use: torch counts the machine's cores, not
+    the container's or job's share."""
+    if device.type == "cpu" and torch.get_num_threads() > (cpus := hardware.available_cpus()):
+        torch.set_num_threads(cpus)
+
+
+def autocast_for(device: torch.device, bf16: bool) -> Callable:
+    """A new autocast context per call: bf16 where the run's precision says so, else nothing."""
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+    return autocast
+
+
+def formats(bf16: bool, channels_last: bool) -> dict:
+    """The resolved precision and memory format, as the run's summary records them."""
+    return {
+        "precision": "bf16" if bf16 else "fp32",
+        "memory_format": "channels_last" if channels_last else "contiguous",
+    }
+
+
+def predictions_table(split, pred: torch.Tensor, conf: torch.Tensor) -> dict:
+    """The test predictions a run stores: each image's index, label, predicted class and confidence."""
+    return {
+        "index": split.index.tolist(),
+        "label": split.y.cpu().tolist(),
+        "pred": pred.tolist(),
+        "confidence": conf.tolist(),
+    }
 
 
 def model_counts(config: TrainConfig, info, prepared: Prepared) -> dict:
@@ -117,11 +151,10 @@ def train(
         CheckpointError: the checkpoint cannot be loaded safely; ``ResumeMismatch`` (a CheckpointError) when it
             loads but does not fit this run. Either is raised before any training step, the file left alone.
     """
-    cb = callback or _no_callback
+    cb = callback or no_callback
     opts = config.options
     device = resolve_device(opts.device, config.device_kind)
-    if device.type == "cpu" and torch.get_num_threads() > (cpus := hardware.available_cpus()):
-        torch.set_num_threads(cpus)  # torch counts the machine's cores, not the container's or job's share
+    cap_threads(device)
     if data is None:
         data = get_dataset(config.dataset).load(data_dir, config.dataset_options)
     spec = get_model_spec(config.model)
@@ -139,10 +172,7 @@ def train(
     # on the meta device, which costs less than the forward pass on the CPU that spares a count that import.
     counts = model_counts(config, data.info, prepared)
     bf16 = opts.precision == "bf16" and device.type in ("cuda", "cpu")
-
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-
+    autocast = autocast_for(device, bf16)
     forward = torch.compile(model) if opts.compile else model
     step = ClassifierStep(model, forward, optimizer, dd, opts, autocast, prepared.frozen_bn)
     loop = EpochLoop(step, dd, opts, cb)
@@ -170,9 +200,7 @@ def train(
     reset_peak_memory(device)
     stop, message = loop.run(state, save if checkpoint_path else None)
     run_summary = summary(state.epochs, counts, device, state.initial_val_acc)
-    run_summary.update(
-        precision="bf16" if bf16 else "fp32", memory_format="channels_last" if channels_last else "contiguous"
-    )
+    run_summary.update(formats(bf16, channels_last))
     if stop is Stop.OOM:  # free the device memory for the caller's next run
         state.model, state.optimizer = {}, {}
         del step, loop, optimizer, forward, model, prepared
@@ -193,12 +221,7 @@ def _finish(state: TrainState, stop: Stop, message: str, run_summary: dict, step
     if stop.status == "ok":
         with Timer(device) as t_inf:  # inference time: the test pass, which is done anyway
             test_loss, test_acc, (pred, conf) = step.evaluate(dd.test, predictions=True)
-        predictions = {
-            "index": dd.test.index.tolist(),
-            "label": dd.test.y.cpu().tolist(),
-            "pred": pred.tolist(),
-            "confidence": conf.tolist(),
-        }
+        predictions = predictions_table(dd.test, pred, conf)
         run_summary.update(test_loss=test_loss, test_acc=test_acc, inference_seconds=t_inf.seconds)
     run_summary["peak_memory_mb"] = peak_memory_mb(device)
     run_summary["best_epoch"] = state.best["epoch"] if best is not None else len(state.epochs) - 1

@@ -5,7 +5,8 @@ meanwhile or claimed by another process leaves the group and goes through the or
 as does every trial of a group that shrinks below two. Each member is stored with ``Store.save`` under its own
 config's key, exactly as a run trained alone, its summary marking it ``fused`` (the group size). The group's
 checkpoint, one file for all its members, lives under a key made from theirs, so the rerun of a killed sweep
-(the same trials still missing) resumes the group; if the group changed, it starts over.
+(the same trials still missing) resumes the group; if the group changed, it starts over. A group that runs out
+of device memory records nothing: its trials train alone (the group, not a trial, did not fit).
 
 Test hook: ``DLBENCH_TRAIN_LOG`` receives each member's events as :mod:`dlbench.sweep.trial` writes them.
 """
@@ -13,6 +14,7 @@ Test hook: ``DLBENCH_TRAIN_LOG`` receives each member's events as :mod:`dlbench.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,10 @@ from dlbench.config import TrainConfig
 from dlbench.resolve import reproduce_command
 from dlbench.sweep.fused import Fuse, plan_groups
 from dlbench.sweep.trial import log_event, set_aside_checkpoint
+
+
+class FusionWarning(UserWarning):
+    """A fused group fell back to training its trials one by one (shown by the CLI as one line)."""
 
 
 def group_checkpoint(store: Store, configs: list[TrainConfig]) -> Path:
@@ -101,6 +107,7 @@ def train_fused_group(
     """Claim, train and store a group; returns {key: runs row} of the members it trained (the others, if any,
     are for the ordinary trial path: cached, claimed elsewhere, or a group left with fewer than two)."""
     from dlbench.cache.claims import ClaimLost
+    from dlbench.engine.fused import GroupOutOfMemory
 
     store.check_writable()
     store._ensure_root()
@@ -126,6 +133,11 @@ def train_fused_group(
             for c in members:
                 if c.key not in rows:
                     log_event(c.key, "lost")
+            return rows
+        except GroupOutOfMemory as exc:  # the group did not fit, its trials may alone: the ordinary way
+            warnings.warn(str(exc), FusionWarning, stacklevel=2)
+            for c in members:
+                log_event(c.key, "group-oom")
             return rows
         path.unlink(missing_ok=True)
         return rows

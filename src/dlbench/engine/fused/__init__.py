@@ -5,7 +5,8 @@ batch norm); :mod:`.optim` updates them with per-trial hyperparameters; :mod:`.s
 them with the engine's own epoch loop; :mod:`.train` is the entry point, one ordinary result per trial.
 """
 
+from dlbench.engine.fused.group import GroupOutOfMemory
 from dlbench.engine.fused.layers import unsupported_layer
 from dlbench.engine.fused.train import train_group
 
-__all__ = ["train_group", "unsupported_layer"]
+__all__ = ["GroupOutOfMemory", "train_group", "unsupported_layer"]

@@ -28,6 +28,13 @@ from dlbench.engine.state import Stop, TrainState, after_epoch
 Callback = Callable[..., None]
 
 
+class GroupOutOfMemory(Exception):
+    """A fused group ran out of device memory: its trials are to be trained alone (nothing is recorded)."""
+
+    def __init__(self, k: int):
+        super().__init__(f"a fused group of {k} trials ran out of memory; its trials train one by one")
+
+
 @dataclass
 class Member:
     """One trial of the group: its config, state, why it stopped (None: still training) and its callback."""
@@ -81,7 +88,11 @@ class GroupLoop(EpochLoop):
         return torch.tensor(lrs, dtype=self.dtype, device=self.data.device)
 
     def run_group(self, start: int, save: Callable[[int], None] | None) -> None:
-        """Train from epoch ``start``; each member's ``stop`` is set when it ends (OK after the last epoch)."""
+        """Train from epoch ``start``; each member's ``stop`` is set when it ends (OK after the last epoch).
+
+        Raises:
+            GroupOutOfMemory: the group did not fit the device.
+        """
         try:
             for epoch in range(start, self.opts.epochs):
                 if all(m.stop is not None for m in self.members):
@@ -97,9 +108,9 @@ class GroupLoop(EpochLoop):
         except Exception as exc:
             if not is_oom(exc):
                 raise
-            for m in self.members:
-                if m.stop is None:
-                    m.stop, m.message = Stop.OOM, m.loop.message(Stop.OOM, m.state.epoch)
+            # The group, not a trial, did not fit: recording each member as out of memory would be a wrong
+            # result for a trial that fits alone. The caller trains them one by one instead.
+            raise GroupOutOfMemory(len(self.members)) from None
         for m in self.members:
             if m.stop is None:
                 m.stop = Stop.OK

@@ -10,12 +10,10 @@ then stacked (:class:`FusedSequential`) and trained by :class:`GroupLoop`. The r
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
-from dlbench import hardware
 from dlbench.config import TrainConfig
 from dlbench.data import ArrayDataset, get_dataset
 from dlbench.engine import checkpoint as ckpt
@@ -28,13 +26,18 @@ from dlbench.engine.loop import EpochLoop
 from dlbench.engine.metrics import GradNorms, summary
 from dlbench.engine.result import RunResult
 from dlbench.engine.state import SCHEMA, Stop, TrainState
-from dlbench.engine.trainer import device_data, model_counts, uses_channels_last
+from dlbench.engine.trainer import (
+    autocast_for,
+    cap_threads,
+    device_data,
+    formats,
+    model_counts,
+    no_callback,
+    predictions_table,
+    uses_channels_last,
+)
 from dlbench.models import get_model_spec
 from dlbench.models.transfer import prepare_model
-
-
-def _no_callback(event: str, **data) -> None:
-    pass
 
 
 def _build(configs: list[TrainConfig], data: ArrayDataset):
@@ -65,13 +68,13 @@ def train_group(
 
     Raises:
         ResumeMismatch: the group's checkpoint loads but does not fit; nothing was trained.
+        GroupOutOfMemory: the group did not fit the device (its last checkpoint stays; nothing is recorded).
     """
     opts0, k = configs[0].options, len(configs)
-    callbacks = callbacks or [_no_callback] * k
-    progress = progress or _no_callback
+    callbacks = callbacks or [no_callback] * k
+    progress = progress or no_callback
     device = resolve_device(opts0.device, configs[0].device_kind)
-    if device.type == "cpu" and torch.get_num_threads() > (cpus := hardware.available_cpus()):
-        torch.set_num_threads(cpus)
+    cap_threads(device)
     if data is None:
         data = get_dataset(configs[0].dataset).load(data_dir, configs[0].dataset_options)
     model, prepared = _build(configs, data)
@@ -87,10 +90,7 @@ def train_group(
     }
     optimizer = FusedOptimizer(list(model.parameters()), opts0.optimizer, k, hyper)
     bf16 = opts0.precision == "bf16"
-
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-
+    autocast = autocast_for(device, bf16)
     norms = GradNorms(prepared.model, device)  # one member's: names the gradient rows as a run alone does
     step = FusedStep(model, optimizer, dd, [c.options for c in configs], autocast, norms)
     members = [
@@ -154,7 +154,7 @@ def _resume(path, configs, model, optimizer, step, members) -> int:
     return epoch + 1
 
 
-def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, formats) -> list[RunResult]:
+def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, fmt) -> list[RunResult]:
     """Each member's best (early stopping) or last weights, one test pass for the group, one result each."""
     model = step.model
     for k, m in enumerate(members):
@@ -170,20 +170,11 @@ def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, fo
     results = []
     for k, m in enumerate(members):
         run_summary = summary(m.state.epochs, counts, device, m.state.initial_val_acc)
-        run_summary.update(
-            precision="bf16" if formats[0] else "fp32",
-            memory_format="channels_last" if formats[1] else "contiguous",
-            fused=len(members),
-        )
+        run_summary.update(formats(*fmt), fused=len(members))
         predictions = None
         if ok[k]:
             pred, conf = tested[2][k]
-            predictions = {
-                "index": dd.test.index.tolist(),
-                "label": dd.test.y.cpu().tolist(),
-                "pred": pred.tolist(),
-                "confidence": conf.tolist(),
-            }
+            predictions = predictions_table(dd.test, pred, conf)
             run_summary.update(test_loss=tested[0][k], test_acc=tested[1][k], inference_seconds=t_inf.seconds)
         run_summary["peak_memory_mb"] = peak
         best = m.state.best
