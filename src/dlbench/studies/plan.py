@@ -19,9 +19,6 @@ from dlbench.studies.file import Section, StudyFile, StudyFileError, merge, text
 from dlbench.sweep.grid import SweepPlan
 
 TRAINING_STEPS = ("sweep", "transfer", "kernels", "equivariance")
-NORMS = ("layer", "kernel", "standard")
-CHANNELS = ("auto", "rgb", "mean", "each")
-LAYERS = ("conv", "pool", "mlp", "stack")
 
 
 @dataclass
@@ -204,6 +201,8 @@ def _plan_model(ps: PlannedSection, device_kind: str | None) -> None:
 
 
 def _plan_kernels(ps: PlannedSection, study: StudyFile, device_kind: str | None) -> None:
+    from dlbench.analysis.kernel_figures import CHANNELS, NORMS
+
     k = ps.keys
     for key, allowed in (("norm", NORMS), ("channels", CHANNELS)):
         if key in k and k[key] not in allowed:
@@ -215,6 +214,7 @@ def _plan_kernels(ps: PlannedSection, study: StudyFile, device_kind: str | None)
 
 def _plan_equivariance(ps: PlannedSection, study: StudyFile, device_kind: str | None) -> None:
     from dlbench.analysis import equivariance as E
+    from dlbench.analysis.equivariance_targets import LAYERS
 
     k = ps.keys
     if ("layer" in k) == ("model" in k):
