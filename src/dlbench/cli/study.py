@@ -96,15 +96,15 @@ def run(
     """Run a study: each section's sweep, count table, kernels or equivariance step, in order, then record it."""
     from dlbench import paths
     from dlbench.cache import Store
-    from dlbench.cli.sweep import _fuse_setting, _slurm_setup
+    from dlbench.cli.sweep import fuse_setting, slurm_setup
     from dlbench.errors import UsageError
     from dlbench.studies.plan import plan_study
 
     if jobs is not None and (executor is not Executor.local or jobs < 1):
         raise UsageError("--jobs N (at least 1) is for --executor local; add --executor local")
-    fusing = _fuse_setting(fuse, executor)
+    fusing = fuse_setting(fuse, executor)
     study = load_target(target)
-    slurm = _slurm_setup(executor, slurm_flags, False, {})
+    slurm = slurm_setup(executor, slurm_flags, False, {})
     store = Store(paths.cache_dir(cache_dir))
     data = paths.data_dir(data_dir)
     plan = plan_study(study, quick=quick, data_dir=data, device_kind=slurm.device_kind if slurm else None)
@@ -163,14 +163,14 @@ def _run_sections(plan, store, data, cache_dir, data_dir, executor, jobs, slurm,
 
 def _run_sweep(ps, store, data, executor, jobs, slurm, settings) -> None:
     """One sweep step through the chosen executor, then its table and figures (as `sweep` shows them)."""
-    from dlbench.cli.sweep import _command, _execute, show_study
+    from dlbench.cli.sweep import execute_plan, show_study, sweep_command
 
     plan = ps.sweep
     run = dict(
         data_dir=data,
         force=settings["force"],
         fail_fast=settings["fail_fast"],
-        command=_command(plan),
+        command=sweep_command(plan),
         replace=settings["replace"],
     )
     if slurm:
@@ -178,7 +178,7 @@ def _run_sweep(ps, store, data, executor, jobs, slurm, settings) -> None:
 
         counts = run_on_slurm(plan, store, slurm, run, False, settings["on_interrupt"])
     else:
-        counts = _execute(plan, store, executor, jobs, run, settings["fusing"])
+        counts = execute_plan(plan, store, executor, jobs, run, settings["fusing"])
     line = f"{len(plan.trials)} trials: {counts.line()}."
     show_study(store, plan.study(), line, Format.table, None, settings["figures"], counts.rows)
 
@@ -205,10 +205,11 @@ def _train_one(ps, store, data, force: bool) -> None:
 def show_plan(plan, store, output: Output) -> None:
     """Every trial with its state (cached or to train) and what the other steps do; nothing is trained."""
     rows = []
-    for ps, label, config in plan.configs():
+    trials = plan.configs()
+    cached = {config.key: store.has(config.key) for _, _, config in trials}  # a run shared by sections: once
+    for ps, label, config in trials:
         what = ps.sweep.name if ps.sweep is not None else f"{ps.kind} of {config.model}"
-        state = "cached" if store.has(config.key) else "to train"
-        rows.append(_plan_row(ps, what, label, config.key, state))
+        rows.append(_plan_row(ps, what, label, config.key, "cached" if cached[config.key] else "to train"))
     for ps in plan.sections:
         if ps.count is not None:
             rows.append(
@@ -221,12 +222,9 @@ def show_plan(plan, store, output: Output) -> None:
     title = f"Study {plan.record_name}: {plan.study.title}" + (" (--quick)" if plan.quick else "")
     columns = ["section", "step", "what", "trial", "key", "state"]
     output.table(rows, columns, title=title, keep=["section", "trial", "state"])
-    keys = {
-        config.key: store.has(config.key) for _, _, config in plan.configs()
-    }  # a run shared by sections once
-    cached = sum(keys.values())
+    done = sum(cached.values())
     output.note(
-        f"{len(plan.configs())} trials, {len(keys)} distinct runs: {cached} cached, {len(keys) - cached} to train; "
+        f"{len(trials)} trials, {len(cached)} distinct runs: {done} cached, {len(cached) - done} to train; "
         "nothing was trained (--plan)"
     )
 

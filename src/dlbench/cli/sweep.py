@@ -102,8 +102,8 @@ def sweep(
         raise UsageError("--jobs is for --executor local; add --executor local")
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    slurm = _slurm_setup(executor, slurm_flags, detach, train_opts)
-    fusing = _fuse_setting(fuse, executor)
+    slurm = slurm_setup(executor, slurm_flags, detach, train_opts)
+    fusing = fuse_setting(fuse, executor)
 
     axes = _axes(param, values, grid)
     store = Store(paths.cache_dir(cache_dir))
@@ -136,7 +136,7 @@ def sweep(
         data_dir=paths.data_dir(data_dir),
         force=force,
         fail_fast=fail_fast,
-        command=command or _command(plan),
+        command=command or sweep_command(plan),
         replace=replace,
     )
     if slurm:
@@ -146,12 +146,12 @@ def sweep(
         if counts is None:  # detached: the jobs run on
             return
     else:
-        counts = _execute(plan, store, executor, jobs, run, fusing)
+        counts = execute_plan(plan, store, executor, jobs, run, fusing)
     study = plan.study()  # this sweep's trials, even if another process reuses its name
     show_study(store, study, f"{n} trials: {counts.line()}.", fmt, figures_dir, figures, counts.rows)
 
 
-def _fuse_setting(fuse: str, executor: Executor):
+def fuse_setting(fuse: str, executor: Executor):
     """``--fuse`` parsed; None where trials run alone (Slurm: said in one line when K was given)."""
     from dlbench.sweep.fused import Fuse
 
@@ -178,7 +178,7 @@ def _show_groups(plan, store, fusing, force: bool) -> None:
             err.print(escape(line))
 
 
-def _execute(plan, store, executor: Executor, jobs: int | None, run: dict, fusing=None):
+def execute_plan(plan, store, executor: Executor, jobs: int | None, run: dict, fusing=None):
     """Run the plan's trials with the chosen executor, showing each trial as it starts (inline) or ends."""
     from dlbench.cli._progress import TrainProgress
     from dlbench.sweep.study import label
@@ -209,7 +209,7 @@ def _execute(plan, store, executor: Executor, jobs: int | None, run: dict, fusin
     return counts
 
 
-def _slurm_setup(executor: Executor, flags: dict, detach: bool, train_opts: dict):
+def slurm_setup(executor: Executor, flags: dict, detach: bool, train_opts: dict):
     """The Slurm options of an ``--executor slurm`` sweep (None for the other executors, which take none)."""
     from dlbench.errors import UsageError
 
@@ -301,7 +301,7 @@ def _swept(value):
     return repr(value) if isinstance(value, float) else value
 
 
-def _command(plan) -> str:
+def sweep_command(plan) -> str:
     """A command that reruns the sweep, for the report (used when not invoked as `dlbench`)."""
     from dlbench.commandline import CommandLine
     from dlbench.settings import format_value
