@@ -168,20 +168,26 @@ def row_dicts(df: pd.DataFrame) -> dict[str, dict]:
     return {r["key"]: {k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")} if len(df) else {}
 
 
+def parsed_figure(figure: dict) -> dict:
+    """A figure index entry with its ``meta`` JSON parsed (an unreadable one as empty)."""
+    try:
+        meta = json.loads(figure.get("meta") or "{}")
+    except ValueError:
+        meta = {}
+    return {**figure, "meta": meta}
+
+
 def _select_figures(figures: list[dict], sel: Selection, since: str | None, study_models: set) -> list[dict]:
     """Figures created since ``since``, of the selected model (of the selected sweeps' models with --sweep)."""
     out = []
     models = {sel.model} if sel.model else (study_models if sel.sweeps else None)
-    for f in figures:
-        try:
-            meta = json.loads(f.get("meta") or "{}")
-        except ValueError:
-            meta = {}
+    for f in map(parsed_figure, figures):
+        meta = f["meta"]
         if since and str(f.get("created", "")) < since:
             continue
         if models is not None and meta.get("model") not in models:
             continue
         if sel.dataset and meta.get("dataset") not in (None, sel.dataset):
             continue
-        out.append({**f, "meta": meta})
+        out.append(f)
     return sorted(out, key=lambda f: (str(f["kind"]), str(f["created"]), str(f["path"])))

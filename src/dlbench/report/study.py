@@ -9,12 +9,11 @@ general report, one heading level down), a recorded count table
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 from dlbench.report.blocks import Command, FileNames, Heading, P, Report
-from dlbench.report.collect import Chosen, recorded_figures, row_dicts, with_job_failures
+from dlbench.report.collect import Chosen, parsed_figure, recorded_figures, row_dicts, with_job_failures
 from dlbench.report.sections.environment import environment_section
 from dlbench.report.sections.figures import figures_section
 from dlbench.report.sections.params import params_section
@@ -65,7 +64,7 @@ def build_study_report(store, name: str, data_dir: Path | None = None) -> Report
         elif section.get("count"):
             blocks += _count_blocks(counts.get(str(section["count"].get("command"))))
         if section.get("figures"):
-            found = [_parsed(figures[p]) for p in section["figures"] if p in figures]
+            found = [parsed_figure(figures[p]) for p in section["figures"] if p in figures]
             shown_figures += len(found)
             blocks += figures_section(found, names)[2:] if found else [P(_GONE)]
         if section.get("run") and section["run"] in runs and section["run"] not in shown_runs:
@@ -99,14 +98,6 @@ def _count_blocks(count: dict | None) -> list:
     if count is None:
         return [P("The count table this section recorded is no longer in the cache; run the study again.")]
     return params_section([], {}, [count])[2:]
-
-
-def _parsed(figure: dict) -> dict:
-    try:
-        meta = json.loads(figure.get("meta") or "{}")
-    except ValueError:
-        meta = {}
-    return {**figure, "meta": meta}
 
 
 def _one_level_down(blocks: list) -> list:
