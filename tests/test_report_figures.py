@@ -279,7 +279,9 @@ def test_figures_reused_from_the_sweep_folder_keep_the_report_order(tmp_path, mo
         raise AssertionError("the sweep's own figures are up to date: nothing may be drawn")
 
     monkeypatch.setattr(plots, "draw_sweep", no_drawing)
-    _, pngs = plots.sweep_pngs(store, study, summary, store.runs(keys=study.keys))
+    kept = plots.kept_pngs(store, study, summary, store.runs(keys=study.keys))
+    assert kept is not None
+    _, pngs = kept
     assert list(pngs) == list(written)  # the stamp lists them by name; the report shows them results first
     assert pngs == {name: path.read_bytes() for name, path in written.items()}
 

@@ -33,7 +33,6 @@ __all__ = [
     "pick_curves",
     "pyplot",
     "sweep_figures",
-    "sweep_pngs",
     "to_png",
 ]
 FIGURES = ("metric", "heatmap", "seeds", "curves", "confusion", "grad_norms", "step_loss")  # in report order
@@ -140,13 +139,6 @@ def _confusion(store, study: Study, summary: Summary, runs: pd.DataFrame | None)
     classes = class_names(config.iloc[0]) if len(config) else None
     label = study.trial_labels(summary.trials[summary.trials["key"] == best])[best]
     return confusion_fig(preds, classes, f"{study.model} on {study.dataset}: best trial {label}")
-
-
-def sweep_pngs(store, study: Study, summary: Summary, runs: pd.DataFrame) -> tuple[Drawing, dict[str, bytes]]:
-    """The sweep's figures as PNG bytes: read from the folder `dlbench sweep` drew them into by default
-    (``<cache>/sweeps/<name>/``) when its stamp says they were drawn from exactly these runs, else drawn now."""
-    kept = kept_pngs(store, study, summary, runs)
-    return kept if kept is not None else draw_sweep(store, study, summary, runs)
 
 
 def kept_pngs(

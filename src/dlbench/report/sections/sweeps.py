@@ -12,7 +12,7 @@ from dlbench.config import TrainConfig, train_option_defaults
 from dlbench.formatting import fmt_cell
 from dlbench.report.blocks import Command, Details, FileNames, Heading, Image, P, Table
 from dlbench.report.collect import Chosen
-from dlbench.report.plots import MAX_CURVES, draw_sweep, kept_pngs, pyplot, sweep_pngs
+from dlbench.report.plots import MAX_CURVES, draw_sweep, kept_pngs, pyplot
 from dlbench.report.sections.samples import samples
 from dlbench.report.workers import Done, run_all
 from dlbench.settings import format_value
@@ -96,10 +96,10 @@ def _tables_read(chosen: Chosen) -> int:
 
 
 def sweep_section(
-    store, chosen: Chosen, runs: dict[str, dict], names: FileNames, data_dir, loaded, figures=None
+    store, chosen: Chosen, runs: dict[str, dict], names: FileNames, data_dir, loaded, figures
 ) -> list:
     """The blocks of one study; ``loaded`` caches test images between studies on the same dataset;
-    ``figures`` (from :func:`start_figures`) gives the study's figures, which are otherwise drawn here."""
+    ``figures`` (its entry from :func:`start_figures`) gives the study's figures, kept or drawn."""
     study, summary = chosen.study, chosen.summary
     table = chosen.table or summary  # with the trials whose cluster job failed
     blocks: list = [
@@ -110,10 +110,7 @@ def sweep_section(
     blocks += _best_and_worst(study, table)
     blocks.append(Table(table.columns, table.rows, table.best))
     blocks += _failed(study, table)
-    if figures is not None:
-        drawing, pngs = figures.result()
-    else:  # `sweep`'s own figures when up to date
-        drawing, pngs = sweep_pngs(store, study, summary, study_runs(study, runs))
+    drawing, pngs = figures.result()
     for name, png in pngs.items():
         heading, suffix, alt = FIGURE_TEXT[name]
         caption = " ".join(c for c in (CAPTIONS.get(name, ""), _capped(name, drawing.note)) if c)
