@@ -62,6 +62,29 @@ def test_trials_group_when_they_differ_only_in_fusable_options():
     assert plan_groups(configs(plan(model="cnn")), Fuse("cap", 8)) == ([[0, 1, 2]], [])
 
 
+@pytest.mark.parametrize(
+    "model,settings",
+    [
+        ("resnet18", {"width": "4"}),
+        ("mlpmixer", {"embed_dim": "16", "patch_size": "4"}),
+        ("vgg16_bn", {"head": "cifar"}),
+        ("vgg16", {"head": "cifar"}),
+    ],
+)
+def test_the_other_fusable_families_group_when_asked(model, settings):
+    data = {**DATA, "image_size": "32"}
+    p = plan_sweep(model, "shapes", [("lr", LRS)], settings=settings, dataset_options=data, options={})
+    assert plan_groups(configs(p), Fuse("cap", 4)) == ([[0, 1, 2]], [])
+
+
+def test_a_family_that_does_not_fuse_says_why_in_one_line():
+    p = plan_sweep("tv:resnet18", "shapes", [("lr", LRS)], settings={}, dataset_options=DATA, options={})
+    groups, notes = plan_groups(configs(p), Fuse("cap", 4))
+    assert groups == [] and notes == [
+        "tv:resnet18 runs alone (fused training supports the mlp, cnn, resnet, vgg and mlpmixer families)"
+    ]
+
+
 def test_on_the_cpu_auto_keeps_a_group_within_its_weight_budget():
     seeds = ["0", "1", "2", "3", "4"]
     wide = plan("seed", seeds, width="512")  # 1.4 MiB of weights: two fit in 4 MiB

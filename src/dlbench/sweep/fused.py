@@ -37,7 +37,7 @@ FUSABLE = (
     "patience",
     "seed",
 )
-FAMILIES = ("mlp", "cnn")
+FAMILIES = ("mlp", "cnn", "resnet", "vgg", "mlpmixer")  # dlbench.engine.fused.families.LAYOUTS (tested equal)
 AUTO_ON_CPU = ("mlp",)  # the cnn fuses on the CPU only when asked (--fuse K): see the module docstring
 # Fused on the CPU, a group gains while its weights stay in the caches: a width-64 MLP (0.2 MiB of weights)
 # gained up to K = 8, a width-256 one (1 MiB) up to K = 4 and little or nothing at K = 8 (benchmarks/fused.py,
@@ -82,7 +82,8 @@ def why_alone(config: TrainConfig, fuse: Fuse) -> str | None:
 
     opts, family = config.options, get_model_spec(config.model).family
     if family not in FAMILIES:
-        return f"{config.model} runs alone (fused training supports the {' and '.join(FAMILIES)} families)"
+        names = ", ".join(FAMILIES[:-1]) + f" and {FAMILIES[-1]}"
+        return f"{config.model} runs alone (fused training supports the {names} families)"
     if opts.init != "scratch" or opts.finetune != "full" or opts.weights or opts.input_size:
         return f"{config.model} runs alone (transfer learning is not fused)"
     if opts.compile:
@@ -92,7 +93,7 @@ def why_alone(config: TrainConfig, fuse: Fuse) -> str | None:
             f"{config.model} runs alone (fused training runs on the CPU and CUDA, not {config.device_kind})"
         )
     meta = _meta(config)[0]
-    layer = unsupported_layer(meta)
+    layer = unsupported_layer(meta, family)
     if layer:
         return f"{config.model} runs alone (its {layer} cannot be fused)"
     if fuse.mode == "auto" and config.device_kind == "cpu":

@@ -1,6 +1,6 @@
 """SGD (momentum, Nesterov), Adam and AdamW over stacked parameters, each trial with its own hyperparameters.
 
-Every parameter is seen as ``(K, n)`` (one row per trial, :meth:`FusedSequential.trial_view`); learning rate,
+Every parameter is seen as ``(K, n)`` (one row per trial, the fused model's ``trial_view``); learning rate,
 momentum, weight decay and Nesterov are ``(K, 1)`` columns, so one update serves the whole group. The math is
 torch.optim's (``_single_tensor_sgd`` / ``_single_tensor_adam``, without dampening or amsgrad), checked against
 it member by member in tests/test_fused.py. ``active`` (K,) masks trials out by a learning rate of 0: a masked

@@ -14,8 +14,9 @@ from contextlib import AbstractContextManager
 import torch
 
 from dlbench.engine.device_data import DeviceData, Split
-from dlbench.engine.fused.layers import FusedSequential
 from dlbench.engine.fused.optim import FusedOptimizer
+from dlbench.engine.fused.sequential import FusedSequential
+from dlbench.engine.fused.tree import FusedTree
 from dlbench.engine.loop import at_least_fp32
 from dlbench.engine.metrics import GradNorms
 
@@ -33,12 +34,12 @@ def trial_losses(out: torch.Tensor, y: torch.Tensor, smoothing: torch.Tensor | N
 class TrialNorms:
     """Per-trial, per-layer gradient norms (sum and max over the epoch) and per-trial clipping by global norm."""
 
-    def __init__(self, model: FusedSequential, grad_clip: list[float], template: GradNorms):
+    def __init__(self, model: FusedSequential | FusedTree, grad_clip: list[float], template: GradNorms):
         """``template``: the engine's :class:`GradNorms` of one member, which names the rows as a run alone
         does (the fused model keeps the members' layer names, in the same order)."""
         self.model, self.template = model, template
         self.params, owners, self.layers = [], [], []
-        for name, p in model.named_parameters():
+        for name, p in model.trial_parameters():
             layer = name.rsplit(".", 1)[0]
             if layer not in self.layers:
                 self.layers.append(layer)
@@ -87,7 +88,7 @@ class FusedStep:
 
     def __init__(
         self,
-        model: FusedSequential,
+        model: FusedSequential | FusedTree,
         optimizer: FusedOptimizer,
         data: DeviceData,
         options: list,
@@ -125,7 +126,7 @@ class FusedStep:
         return []  # per trial: see TrialNorms.rows
 
     def snapshot(self) -> dict:
-        return {}  # per trial: see FusedSequential.member
+        return {}  # per trial: see the fused model's member()
 
     @torch.no_grad()
     def evaluate(self, split: Split, predictions: bool = False):

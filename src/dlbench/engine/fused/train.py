@@ -2,7 +2,7 @@
 
 Each member is built exactly as :func:`dlbench.engine.trainer.train` builds it (``torch.manual_seed(seed)``,
 then the family's builder), so its starting weights are those of the same run trained alone; the K models are
-then stacked (:class:`FusedSequential`) and trained by :class:`GroupLoop`. The result is one ordinary
+then fused (:func:`~dlbench.engine.fused.families.fuse_models`) and trained by :class:`GroupLoop`. The result is one ordinary
 :class:`RunResult` per member, its weights unstacked into the family's ``state_dict`` and its summary marked
 ``fused`` = K. One checkpoint holds the whole group after each epoch; a rerun of the same group resumes it.
 """
@@ -18,8 +18,8 @@ from dlbench.config import TrainConfig
 from dlbench.data import ArrayDataset, get_dataset
 from dlbench.engine import checkpoint as ckpt
 from dlbench.engine.environment import Timer, peak_memory_mb, reset_peak_memory, resolve_device
+from dlbench.engine.fused.families import fuse_models
 from dlbench.engine.fused.group import Callback, GroupLoop, Member
-from dlbench.engine.fused.layers import FusedSequential
 from dlbench.engine.fused.optim import FusedOptimizer
 from dlbench.engine.fused.step import FusedStep
 from dlbench.engine.loop import EpochLoop
@@ -51,7 +51,7 @@ def _build(configs: list[TrainConfig], data: ArrayDataset):
         )
         first = first or prepared
         models.append(prepared.model)
-    return FusedSequential(models), first
+    return fuse_models(models, spec.family), first
 
 
 def train_group(
