@@ -10,7 +10,9 @@ side by side (its ``PYTHONPATH``), e.g. the main branch before a change.
 - ``count``: `count-params resnet18`;
 - ``short``: a short cnn run on Fashion-MNIST (5,000 training images, 2 epochs) from an empty cache, with its
   training seconds (the epochs' own time) beside its wall time, and ``short_ratio``, wall time over training time
-  (the median of each round's ratio).
+  (the median of each round's ratio);
+- ``long`` (with ``--long-epochs N``): the same run for N epochs, ``long_training`` and ``long_ratio`` likewise:
+  the fixed costs are paid once, so the ratio falls as the training grows.
 
     python benchmarks/fixed_costs.py --data /work/shared/data
     python benchmarks/fixed_costs.py --data /work/shared/data --compare before=/path/to/other/src --rounds 3
@@ -120,20 +122,27 @@ def training_seconds(home: Path, key: str) -> float:
     return float(pd.read_parquet(home / "epochs" / f"{key}.parquet")["seconds"].sum())
 
 
-def one_round(label: str, src: Path, work: Path, data: Path, short: bool) -> dict[str, float]:
+def one_round(
+    label: str, src: Path, work: Path, data: Path, short: bool, long_epochs: int
+) -> dict[str, float]:
     home = work / f"{label}-cache"
     times = {}
     run(src, HIT, home, work / "shapes-data")  # trained once: the next one is a cache hit
     times["hit"] = run(src, HIT, home, work / "shapes-data")[0]
     times["runs"] = run(src, ["runs"], home, work / "shapes-data")[0]
     times["count"] = run(src, ["count-params", "resnet18"], home, work / "shapes-data")[0]
-    if short:
-        fresh = work / f"{label}-short"
+    runs = {"short": SHORT} if short else {}
+    if short and long_epochs:
+        runs["long"] = (
+            SHORT[: SHORT.index("--epochs") + 1] + [str(long_epochs)] + SHORT[SHORT.index("--epochs") + 2 :]
+        )
+    for name, args in runs.items():
+        fresh = work / f"{label}-{name}"
         shutil.rmtree(fresh, ignore_errors=True)
-        wall, out = run(src, SHORT, fresh, data)
-        times["short"] = wall
-        times["short_training"] = training_seconds(fresh, json.loads(out)["key"])
-        times["short_ratio"] = wall / times["short_training"]
+        wall, out = run(src, args, fresh, data)
+        times[name] = wall
+        times[f"{name}_training"] = training_seconds(fresh, json.loads(out)["key"])
+        times[f"{name}_ratio"] = wall / times[f"{name}_training"]
     return times
 
 
@@ -143,6 +152,7 @@ def main() -> None:
     p.add_argument("--compare", action="append", default=[], help="LABEL=SRC: another checkout's src folder")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--phases", action="store_true", help="time the short run's phases (needs --data)")
+    p.add_argument("--long-epochs", type=int, default=0, help="also the short run for this many epochs")
     a = p.parse_args()
     sources = {"this": HERE} | {c.split("=", 1)[0]: Path(c.split("=", 1)[1]) for c in a.compare}
     results: dict[str, dict[str, list[float]]] = {name: {} for name in sources}
@@ -155,13 +165,15 @@ def main() -> None:
             return print_phases(sources, work, data)
         for _ in range(a.rounds):
             for name, src in sources.items():
-                for k, v in one_round(name, src, work, data, a.data is not None).items():
+                for k, v in one_round(name, src, work, data, a.data is not None, a.long_epochs).items():
                     results[name].setdefault(k, []).append(v)
     load = os.getloadavg()[0]
     print(
         f"medians of {a.rounds} round(s), {os.cpu_count()} cores, load average {load:.1f} at the end; seconds"
     )
     cols = ["hit", "runs", "count"] + (["short", "short_training", "short_ratio"] if a.data else [])
+    if a.data and a.long_epochs:
+        cols += ["long", "long_training", "long_ratio"]
     print(f"{'source':10}" + "".join(f"{c:>16}" for c in cols))
     for name, res in results.items():
         print(f"{name:10}" + "".join(f"{statistics.median(res[c]):16.2f}" for c in cols))
