@@ -18,7 +18,10 @@ from dlbench.cli._output import err
 PANEL = "Slurm (--executor slurm; defaults from the [slurm] section of the config file)"
 FLAGS = {
     "partition": (str, "Partition (queue) of the jobs."),
-    "time": (str, "Time limit per trial: minutes (90), H:MM:SS or D-HH:MM:SS [default: 60]."),
+    "time": (
+        str,
+        "Time limit per job (a trial or a fused group): minutes (90), H:MM:SS or D-HH:MM:SS [default: 60].",
+    ),
     "gpus": (int, "GPUs per job [default: 0]."),
     "cpus": (int, "CPUs per job [default: 2]."),
     "mem": (str, "Memory per job: GB (8) or with a unit (8G, 512M) [default: 8]."),

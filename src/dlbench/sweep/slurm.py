@@ -146,8 +146,9 @@ def run_slurm(
             follow.watch(k, key)  # a job of an earlier (detached) command still runs it
         else:
             todo.append(k)
-            follow.show(k, TrialState("pending", "not submitted yet"))
-    units = _units(plan, todo, fuse, on_note)
+    units = _units(plan, todo, fuse, on_note)  # its lines first, as inline: the groups, why some run alone
+    for k in todo:
+        follow.show(k, TrialState("pending", "not submitted yet"))
     submitted = _submit(plan, store, options, units, labels, data_dir, force, follow)
     if not detach:
         try:
