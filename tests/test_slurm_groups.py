@@ -4,6 +4,7 @@ is missing; and a group's job callable trains the group as the inline executor d
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from pathlib import Path
 
@@ -48,6 +49,9 @@ class FakeExecutor:
     def update_parameters(self, **params):
         self.name = params["job_name"]
 
+    def batch(self):
+        return contextlib.nullcontext()
+
     def submit(self, call):
         job = FakeJob(str(next(self.ids)))
         self.submitted.append({"id": job.job_id, "name": self.name, "call": call, "folder": self.folder})
@@ -89,6 +93,19 @@ def test_a_fused_group_is_one_job_and_every_member_is_recorded_with_it(cluster, 
     }
     assert jobs[keys[3]]["group"] == [keys[0], keys[3]] and jobs[keys[3]]["label"] == "lr=0.02"
     assert "group" not in jobs[keys[2]]
+
+
+def test_in_a_job_array_a_fused_group_is_one_task(cluster, tmp_path):
+    p, store = plan(), Store(tmp_path / "cache")
+    _, n = run_slurm(p, store, SlurmOptions(array_parallelism=2), fuse=Fuse("cap", 2), detach=True)
+    assert n == 3 and [type(s["call"]) for s in FakeExecutor.submitted] == [
+        SlurmGroup,
+        SlurmGroup,
+        SlurmTrial,
+    ]
+    jobs, keys = store.jobs(p.name), [t.config.key for t in p.trials]
+    assert jobs[keys[0]]["job_id"] == jobs[keys[3]]["job_id"] != jobs[keys[2]]["job_id"]
+    assert {Path(r["log_dir"]).name for r in jobs.values()} == {"arrays"}
 
 
 def test_a_cancelled_group_job_fails_its_members_and_the_rerun_submits_only_them(cluster, tmp_path):
