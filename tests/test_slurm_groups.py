@@ -173,3 +173,27 @@ def test_groups_for_cluster_nodes_do_not_ask_this_machines_memory(monkeypatch):
     monkeypatch.setattr(checks, "available_memory", lambda c: (1, "here"))  # this machine: no room at all
     assert plan_groups(configs, Fuse("cap", 5)) == ([], [])
     assert plan_groups(configs, Fuse("cap", 5), here=False) == ([[0, 1, 2, 3, 4]], [])
+
+
+def test_gpu_jobs_are_grouped_on_a_login_node_without_a_gpu(monkeypatch):
+    import torch
+
+    from dlbench.sweep.fused import plan_groups
+
+    def no_gpu(*args, **kwargs):
+        raise AssertionError("the login node's GPU was asked")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", no_gpu)
+    opts = {"epochs": "2", "batch_size": "32", "precision": "fp32"}
+    gpu = plan_sweep(
+        "mlp",
+        "shapes",
+        [("lr", LRS)],
+        settings={"width": "16"},
+        dataset_options=DATA,
+        options=opts,
+        device_kind="cuda",  # --slurm-gpus 1: planned for the jobs' GPU
+    )
+    configs = [t.config for t in gpu.trials]
+    assert {c.device_kind for c in configs} == {"cuda"}
+    assert plan_groups(configs, Fuse("auto"), here=False) == ([[0, 1, 2, 3, 4]], [])  # CUDA's cap: 32
