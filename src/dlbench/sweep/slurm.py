@@ -2,9 +2,9 @@
 
 Each job runs one trial, or one fused group of trials (``--fuse``), through the cache's one way of training
 (:mod:`dlbench.sweep.slurm_tasks`) on the shared cache folder, with the interpreter, dlbench and data folder of
-the submitting process, so the claims keep every trial trained exactly once whatever runs where. Every member of
-a group is recorded (and followed, and failed) as a trial of the group's job. The cache keeps a record of each study's jobs
-(:mod:`dlbench.cache.jobs`), so a second command can follow jobs a detached sweep submitted, and a rerun submits
+the submitting process, so the claims keep every trial trained exactly once whatever runs where. The cache
+keeps a record of each study's jobs (:mod:`dlbench.cache.jobs`), one entry per trial (the members of a group
+each name the group's job), so a second command can follow jobs a detached sweep submitted, and a rerun submits
 only the trials whose job is missing or failed.
 
 A job told its time limit is near (or that it is preempted) requeues itself through submitit's checkpointing;
@@ -173,12 +173,13 @@ def _units(plan: SweepPlan, todo: list[int], fuse, on_note) -> list[list[int]]:
     from dlbench.sweep.fused_run import work_units
 
     units, lines = work_units([plan.trials[k].config for k in todo], fuse, here=False)
-    for line in lines if on_note else ():
-        on_note(line)
+    if on_note:
+        for line in lines:
+            on_note(line)
     return [[todo[i] for i in unit] for unit in units]
 
 
-def job_label(labels: list[str], unit: list[int]) -> str:
+def _job_label(labels: list[str], unit: list[int]) -> str:
     """A job's trial in its name: the trial's label; a fused group's first label and how many more (``+3``)."""
     return labels[unit[0]] + (f"+{len(unit) - 1}" if len(unit) > 1 else "")
 
@@ -204,7 +205,7 @@ def _submit(plan, store, options, units, labels, data_dir, force, follow) -> int
             submitted = []
             for unit, call in calls:
                 folder = _log_dir(store, plan, labels, unit)
-                executor = _executor(folder, params, f"dlbench:{plan.name}:{job_label(labels, unit)}")
+                executor = _executor(folder, params, f"dlbench:{plan.name}:{_job_label(labels, unit)}")
                 submitted.append((unit, executor.submit(call), folder))
                 _record(jobs, plan, labels, *submitted[-1])
                 store.save_jobs(plan.name, jobs)  # a killed submitter still knows what it submitted
