@@ -243,16 +243,6 @@ def test_the_group_size_follows_the_free_memory(monkeypatch):
     assert group_size(config, Fuse("auto")) == 8 and group_size(config, Fuse("cap", 5)) == 5
 
 
-def test_slurm_says_it_trains_alone(capsys):
-    from dlbench.cli.sweep import Executor, fuse_setting
-
-    assert fuse_setting("3", Executor.inline) == fuse_setting("3", Executor.local) == Fuse("cap", 3)
-    assert capsys.readouterr().err == ""
-    assert fuse_setting("3", Executor.slurm) is None
-    assert "--executor slurm trains each trial alone" in capsys.readouterr().err
-    assert fuse_setting("auto", Executor.slurm) is None and capsys.readouterr().err == ""
-
-
 def test_on_local_workers_a_fused_group_is_one_task(tmp_path, monkeypatch):
     from dlbench.sweep.local import run_local
 

@@ -1,5 +1,6 @@
 """`sweep --executor slurm` on the real one-node cluster: the inline table, nothing trained twice, failures as
-rows, requeue after a time limit resuming from the epoch checkpoint, and a detached study collected later."""
+rows, requeue after a time limit resuming from the epoch checkpoint, a detached study collected later, and a
+fused group (``--fuse``) as one job."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 from tests.conftest import TINY
+
+from dlbench.cache import Store
 
 SWEEP = [
     "sweep",
@@ -73,10 +76,11 @@ def _wait_for(what: str, probe, timeout_s: float = 120.0):
 
 
 def test_a_slurm_sweep_gives_the_inline_table_and_a_rerun_submits_nothing(slurm_cluster, tmp_path):
-    inline = _table(_dlbench(SWEEP, _env(tmp_path / "inline", tmp_path)))
+    sweep = [*SWEEP, "--fuse", "off"]  # one job per trial (the fused jobs: test_a_fused_group_is_one_job...)
+    inline = _table(_dlbench(sweep, _env(tmp_path / "inline", tmp_path)))
     log, cache = tmp_path / "train.log", tmp_path / "slurm"
     env = _env(cache, tmp_path, log)
-    slurm = _table(_dlbench([*SWEEP, *SLURM], env))
+    slurm = _table(_dlbench([*sweep, *SLURM], env))
     assert [{m: r[m] for m in METRICS} for r in slurm] == [{m: r[m] for m in METRICS} for r in inline]
     starts = [k for k, e in _events(log) if e == "start"]
     assert sorted(starts) == sorted(k for r in slurm for k in r["keys"])  # each trial trained once
@@ -88,7 +92,7 @@ def test_a_slurm_sweep_gives_the_inline_table_and_a_rerun_submits_nothing(slurm_
         for p, j in zip(logs, jobs.values(), strict=True)
     )
 
-    again = _dlbench([*SWEEP, *SLURM], env)
+    again = _dlbench([*sweep, *SLURM], env)
     assert [{m: r[m] for m in METRICS} for r in _table(again)] == [{m: r[m] for m in METRICS} for r in slurm]
     assert "4 cached, 0 trained" in again.stderr
     assert _jobs(cache, "lr-mlp-shapes") == jobs and len([e for _, e in _events(log) if e == "start"]) == 4
@@ -158,7 +162,7 @@ def test_a_job_told_its_time_is_up_requeues_and_resumes_from_its_checkpoint(slur
 
 def test_a_job_array_runs_the_trials_at_most_n_at_once(slurm_cluster, tmp_path):
     log, cache = tmp_path / "train.log", tmp_path / "cache"
-    sweep = [*SWEEP[:2], "0.05,0.1", *SWEEP[3:], *SLURM, "--slurm-array-parallelism", "1"]
+    sweep = [*SWEEP[:2], "0.05,0.1", *SWEEP[3:], *SLURM, "--slurm-array-parallelism", "1", "--fuse", "off"]
     rows = _table(_dlbench(sweep, _env(cache, tmp_path, log)))
     assert [r["status"] for r in rows] == ["ok", "ok"]
     jobs = _jobs(cache, "lr-mlp-shapes")
@@ -169,3 +173,87 @@ def test_a_job_array_runs_the_trials_at_most_n_at_once(slurm_cluster, tmp_path):
     starts = [float(line.split()[3]) for line in lines if line.split()[2] == "start"]
     ends = [float(line.split()[3]) for line in lines if line.split()[2] == "end"]
     assert max(starts) >= min(ends)  # the second task started after the first ended (parallelism 1)
+
+
+def test_a_fused_group_is_one_job_with_the_inline_table_and_a_rerun_submits_nothing(slurm_cluster, tmp_path):
+    # Five lrs at most two a group: [0, 3] and [1, 4] fused, the third alone; three jobs.
+    sweep = [*SWEEP[:2], "0.05,0.1,0.02,0.2,0.01", *SWEEP[3:], "--fuse", "2"]
+    inline = _table(_dlbench(sweep, _env(tmp_path / "inline", tmp_path)))
+    log, cache = tmp_path / "train.log", tmp_path / "slurm"
+    env = _env(cache, tmp_path, log)
+    done = _dlbench([*sweep, *SLURM], env)
+    slurm = _table(done)
+    assert [{m: r[m] for m in METRICS} for r in slurm] == [{m: r[m] for m in METRICS} for r in inline]
+    assert "fusing 4 trials into 2 group(s) of 2" in done.stderr
+    keys = [k for r in slurm for k in r["keys"]]
+    jobs = _jobs(cache, "lr-mlp-shapes")
+    assert sorted(jobs) == sorted(keys) and len({j["job_id"] for j in jobs.values()}) == 3
+    groups = {tuple(j["group"]) for j in jobs.values() if "group" in j}
+    labels = sorted(sorted(jobs[k]["label"] for k in g) for g in groups)
+    assert labels == [["lr=0.01", "lr=0.1"], ["lr=0.05", "lr=0.2"]]  # [0, 3] and [1, 4]
+    assert all(len({jobs[k]["job_id"] for k in g}) == 1 for g in groups) and "fused group of 2" in done.stderr
+    runs = Store(cache).runs(keys=keys).set_index("key")
+    assert {k: runs.loc[k, "fused"] == 2 for k in keys} == {k: jobs[k]["label"] != "lr=0.02" for k in keys}
+    events = _events(log)
+    assert sorted(k for k, e in events if e == "end") == sorted(keys)  # each trial stored once
+    assert sorted(k for k, e in events if e == "start") == sorted(keys)
+
+    again = _dlbench([*sweep, *SLURM], env)
+    assert [{m: r[m] for m in METRICS} for r in _table(again)] == [{m: r[m] for m in METRICS} for r in slurm]
+    assert "5 cached, 0 trained" in again.stderr and "fusing" not in again.stderr
+    assert _jobs(cache, "lr-mlp-shapes") == jobs and len(_events(log)) == len(events)
+
+
+def test_a_group_job_requeues_as_a_group_and_a_cancelled_one_fails_each_member(slurm_cluster, tmp_path):
+    # Two cnns fused (--fuse 2: on the CPU only when asked), long enough to be signalled, then cancelled.
+    epochs = 12
+    sweep = ["sweep", "lr", "0.05,0.1", "--model", "cnn", "--dataset", "shapes", *TINY, "--fuse", "2"]
+    sweep += ["--epochs", str(epochs), "--no-figures", "--format", "json", *SLURM]
+    name = "lr-cnn-shapes"
+    log, cache = tmp_path / "train.log", tmp_path / "cache"
+    env = _env(cache, tmp_path, log)
+    submitted = _dlbench([*sweep, "--detach"], env)
+    assert submitted.returncode == 0, submitted.stderr
+    assert (
+        "submitted 1 Slurm job(s)" in submitted.stderr and "fusing 2 trials into 1 group" in submitted.stderr
+    )
+    jobs = _jobs(cache, name)
+    keys = sorted(jobs)
+    (job,) = {r["job_id"] for r in jobs.values()}
+
+    _wait_for("the group trained two epochs", lambda: "epoch-1" in [e for _, e in _events(log)])
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)  # the time limit's warning: requeue
+    resumed = _wait_for(
+        "the requeued group resumed",
+        lambda: sorted(k for k, e in _events(log) if e.startswith("resumed-") and e != "resumed-0"),
+    )
+    assert resumed == keys  # both members, from the group's checkpoint
+    subprocess.run(["scancel", job], check=True)
+    status = _dlbench(["status", name, "--format", "json", "--no-figures"], env)
+    rows = _table(status)
+    assert [r["status"] for r in rows] == ["cancelled", "cancelled"], status.stderr
+    for label in ("lr=0.05", "lr=0.1"):  # each member's row names the group's job
+        assert f"trial {label} cancelled: its job was cancelled" in status.stderr
+    assert f"job {job}, log {cache}" in status.stderr
+    _wait_for("the cancelled job's processes ended", lambda: job not in _squeue())
+
+    rerun = _dlbench(sweep, env)
+    assert [r["status"] for r in _table(rerun)] == ["ok", "ok"] and "0 cached, 2 trained" in rerun.stderr
+    (again,) = {r["job_id"] for r in _jobs(cache, name).values()}
+    assert again != job  # one new job for the whole group
+    events = _events(log)
+    assert sorted(k for k, e in events if e == "end") == keys  # each trial stored exactly once
+    for key in keys:
+        finished = [int(e.split("-")[1]) for k, e in events if k == key and e.startswith("epoch-")]
+        assert len(finished) == len(set(finished)) and max(finished) == epochs - 1  # no epoch trained twice
+    runs = Store(cache).runs(keys=keys)
+    assert runs["fused"].tolist() == [2, 2]
+    sacct = subprocess.run(
+        ["sacct", "-n", "-P", "-D", "-X", "-j", job, "-o", "State"], capture_output=True, text=True
+    )
+    assert "REQUEUED" in sacct.stdout.split(), sacct.stdout
+
+
+def _squeue() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True)
+    return out.stdout.split()

@@ -2,8 +2,9 @@
 
 Layout under the cache root::
 
-    slurm/<study>/jobs.json           trial key -> job id, log folder, label, submit time, and a failure once
-                                      the job ended without storing its run
+    slurm/<study>/jobs.json           trial key -> job id, log folder, label, submit time, the run keys of its
+                                      fused group (a group is one job), and a failure once the job ended
+                                      without storing its run
     slurm/<study>/<trial>-<key>/      submitit's files of that trial's jobs (pickled call, stdout, stderr, result)
 
 The record lets a second command (`dlbench sweep` run again, `dlbench status`) follow jobs a detached sweep
@@ -39,7 +40,8 @@ class ClusterJobs(CacheRoot):
         return self.jobs_dir(study) / f"{safe_name(plain)}-{key[:12]}"
 
     def jobs(self, study: str) -> dict[str, dict]:
-        """The job record of ``study``: trial key -> {job_id, log_dir, label, submitted[, failure]}; {} if none.
+        """The job record of ``study``: trial key -> {job_id, log_dir, label, submitted[, group][, failure]}; {}
+        if none.
 
         An unreadable record is set aside with a warning: its jobs are then unknown to dlbench (they still
         run, and their trials still land in the cache), and a rerun may submit those trials again.

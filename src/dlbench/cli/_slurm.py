@@ -18,7 +18,10 @@ from dlbench.cli._output import err
 PANEL = "Slurm (--executor slurm; defaults from the [slurm] section of the config file)"
 FLAGS = {
     "partition": (str, "Partition (queue) of the jobs."),
-    "time": (str, "Time limit per trial: minutes (90), H:MM:SS or D-HH:MM:SS [default: 60]."),
+    "time": (
+        str,
+        "Time limit per job (a trial or a fused group): minutes (90), H:MM:SS or D-HH:MM:SS [default: 60].",
+    ),
     "gpus": (int, "GPUs per job [default: 0]."),
     "cpus": (int, "CPUs per job [default: 2]."),
     "mem": (str, "Memory per job: GB (8) or with a unit (8G, 512M) [default: 8]."),
@@ -181,8 +184,11 @@ class SlurmSetup:
         return cls(options, kind)
 
 
-def run_on_slurm(plan, store, slurm: SlurmSetup, run: dict, detach: bool, on_interrupt: OnInterrupt):
-    """Submit and follow the study's jobs with a live view; None when ``detach`` (the jobs run on)."""
+def run_on_slurm(
+    plan, store, slurm: SlurmSetup, run: dict, detach: bool, on_interrupt: OnInterrupt, fusing=None
+):
+    """Submit and follow the study's jobs with a live view, each fused group (``fusing``, a
+    :class:`dlbench.sweep.fused.Fuse`) one job; None when ``detach`` (the jobs run on)."""
     from dlbench.cli._errors import Interrupted
     from dlbench.commandline import shell_join
     from dlbench.sweep.slurm import cancel_jobs, node_local_warnings, run_slurm
@@ -193,7 +199,14 @@ def run_on_slurm(plan, store, slurm: SlurmSetup, run: dict, detach: bool, on_int
     try:
         with StudyView(plan.name, len(plan.trials)) as view:
             counts, submitted = run_slurm(
-                plan, store, slurm.options, detach=detach, on_change=view.change, **run
+                plan,
+                store,
+                slurm.options,
+                detach=detach,
+                on_change=view.change,
+                fuse=fusing,
+                on_note=lambda line: err.print(line, markup=False, highlight=False),
+                **run,
             )
     except Interrupted as exc:
         if decide_on_interrupt(on_interrupt, str(exc)) == "cancel":

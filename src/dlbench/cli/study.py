@@ -102,7 +102,7 @@ def run(
 
     if jobs is not None and (executor is not Executor.local or jobs < 1):
         raise UsageError("--jobs N (at least 1) is for --executor local; add --executor local")
-    fusing = fuse_setting(fuse, executor)
+    fusing = fuse_setting(fuse)
     study = load_target(target)
     slurm = slurm_setup(executor, slurm_flags, False, {})
     store = Store(paths.cache_dir(cache_dir))
@@ -176,7 +176,7 @@ def _run_sweep(ps, store, data, executor, jobs, slurm, settings) -> None:
     if slurm:
         from dlbench.cli._slurm import run_on_slurm
 
-        counts = run_on_slurm(plan, store, slurm, run, False, settings["on_interrupt"])
+        counts = run_on_slurm(plan, store, slurm, run, False, settings["on_interrupt"], settings["fusing"])
     else:
         counts = execute_plan(plan, store, executor, jobs, run, settings["fusing"])
     line = f"{len(plan.trials)} trials: {counts.line()}."

@@ -73,7 +73,7 @@ def sweep(
         help="Train trials that differ only in optimizer settings (lr, momentum, weight decay, label "
         "smoothing, clipping, patience, seed) as one fused model, each stored as its own run: auto (where "
         "that is faster: mlp; cnn on CUDA), off, or K (at most K per group; mlp and cnn anywhere). "
-        "Inline and --executor local (a group per worker); Slurm jobs train alone.",
+        "A group is one --executor local worker's task, or one Slurm job.",
     ),
     figures_dir: Path = typer.Option(None, "--figures-dir", help="Where to write the PNG figures."),
     figures: bool = typer.Option(
@@ -103,7 +103,7 @@ def sweep(
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     slurm = slurm_setup(executor, slurm_flags, detach, train_opts)
-    fusing = fuse_setting(fuse, executor)
+    fusing = fuse_setting(fuse)
 
     axes = _axes(param, values, grid)
     store = Store(paths.cache_dir(cache_dir))
@@ -142,7 +142,7 @@ def sweep(
     if slurm:
         from dlbench.cli._slurm import run_on_slurm
 
-        counts = run_on_slurm(plan, store, slurm, run, detach, on_interrupt)
+        counts = run_on_slurm(plan, store, slurm, run, detach, on_interrupt, fusing)
         if counts is None:  # detached: the jobs run on
             return
     else:
@@ -151,31 +151,23 @@ def sweep(
     show_study(store, study, f"{n} trials: {counts.line()}.", fmt, figures_dir, figures, counts.rows)
 
 
-def fuse_setting(fuse: str, executor: Executor):
-    """``--fuse`` parsed; None where trials run alone (Slurm: said in one line when K was given)."""
+def fuse_setting(fuse: str):
+    """``--fuse`` parsed, before anything runs. Every executor fuses: a group trains inline, as one local
+    worker's task, or as one Slurm job."""
     from dlbench.sweep.fused import Fuse
 
-    setting = Fuse.parse(fuse)
-    if executor is not Executor.slurm:
-        return setting
-    if setting.mode == "cap":
-        err.print(
-            f"--fuse {setting.cap}: --executor {executor.value} trains each trial alone; fusing is inline or local"
-        )
-    return None
+    return Fuse.parse(fuse)
 
 
 def _show_groups(plan, store, fusing, force: bool) -> None:
     """One line on the fused groups and one per reason some trials run alone."""
     from rich.markup import escape
 
-    from dlbench.sweep.fused import describe, plan_groups
+    from dlbench.sweep.fused_run import work_units
 
     todo = [t.config for t in plan.trials if force or not store.has(t.config.key)]
-    groups, notes = plan_groups(todo, fusing)
-    for line in [describe(groups), *notes]:
-        if line:
-            err.print(escape(line))
+    for line in work_units(todo, fusing)[1]:
+        err.print(escape(line))
 
 
 def execute_plan(plan, store, executor: Executor, jobs: int | None, run: dict, fusing=None):

@@ -153,22 +153,25 @@ def member_bytes(config: TrainConfig) -> int:
     return params * (2 + optimizer_states(config)) + 2 * sum(outputs)
 
 
-def group_size(config: TrainConfig, fuse: Fuse) -> int:
-    """The largest group for trials like ``config``: the cap, and what the free memory holds."""
+def group_size(config: TrainConfig, fuse: Fuse, here: bool = True) -> int:
+    """The largest group for trials like ``config``: the cap, and what the free memory holds (``here`` False:
+    a group for a cluster node, whose memory this machine cannot tell)."""
     from dlbench.sweep.checks import available_memory
 
     cap = min(CAP[config.device_kind], fuse.cap or CAP[config.device_kind])
     if fuse.mode == "auto" and config.device_kind == "cpu":
         cap = min(cap, CPU_GROUP_WEIGHTS // weight_bytes(_meta(config)[0]))
-    free, _ = available_memory(config)
+    free, _ = available_memory(config) if here else (None, "")
     if free is None:
         return cap
     return max(1, min(cap, int(free * MEMORY_SHARE // max(1, member_bytes(config)))))
 
 
-def plan_groups(configs: list[TrainConfig], fuse: Fuse) -> tuple[list[list[int]], list[str]]:
+def plan_groups(
+    configs: list[TrainConfig], fuse: Fuse, here: bool = True
+) -> tuple[list[list[int]], list[str]]:
     """Groups (indices into ``configs``, two or more each, balanced in size) and one note per reason some
-    trials run alone."""
+    trials run alone. ``here`` False (Slurm jobs): the group size does not ask this machine's memory."""
     if fuse.off:
         return [], []
     buckets: dict[str, list[int]] = {}
@@ -189,7 +192,7 @@ def plan_groups(configs: list[TrainConfig], fuse: Fuse) -> tuple[list[list[int]]
         buckets.setdefault(key, []).append(i)
     groups = []
     for members in buckets.values():
-        n = math.ceil(len(members) / group_size(configs[members[0]], fuse))
+        n = math.ceil(len(members) / group_size(configs[members[0]], fuse, here))
         groups += [chunk for j in range(n) if len(chunk := members[j::n]) >= 2]
     return groups, notes
 

@@ -1,4 +1,4 @@
-"""Train a sweep's fused groups (inline and local executors), each member claimed and stored as its own run.
+"""Train a sweep's fused groups (every executor), each member claimed and stored as its own run.
 
 A group claims every one of its trials (:mod:`dlbench.cache.claims`) before it trains; a trial that is cached
 meanwhile or claimed by another process leaves the group and goes through the ordinary trial path afterwards,
@@ -7,6 +7,9 @@ config's key, exactly as a run trained alone, its summary marking it ``fused`` (
 checkpoint, one file for all its members, lives under a key made from theirs, so the rerun of a killed sweep
 (the same trials still missing) resumes the group; if the group changed, it starts over. A group that runs out
 of device memory records nothing: its trials train alone (the group, not a trial, did not fit).
+
+The inline executor trains the groups itself (:func:`run_fused`); the local and Slurm executors hand each group
+to a worker or a job as one unit (:func:`work_units`), which trains it with :func:`run_group`.
 
 Test hook: ``DLBENCH_TRAIN_LOG`` receives each member's events as :mod:`dlbench.sweep.trial` writes them.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 from dlbench.cache import Store
 from dlbench.config import TrainConfig
 from dlbench.resolve import reproduce_command
-from dlbench.sweep.fused import Fuse, plan_groups
+from dlbench.sweep.fused import Fuse, describe, plan_groups
 from dlbench.sweep.trial import log_event, set_aside_checkpoint
 
 
@@ -167,3 +170,32 @@ def run_fused(plan, store: Store, fuse: Fuse, *, datasets, force: bool, data_dir
         for k in ks:
             if plan.trials[k].config.key in rows:
                 record(k, rows[plan.trials[k].config.key])
+
+
+def work_units(
+    configs: list[TrainConfig], fuse: Fuse | None, here: bool = True
+) -> tuple[list[list[int]], list[str]]:
+    """What an executor hands out, as indices into ``configs``: the fused groups, then every other trial alone;
+    and the lines for the user (how many fuse, why some run alone). ``fuse`` None or off: one by one.
+    ``here`` False: the groups are for cluster nodes (:func:`dlbench.sweep.fused.plan_groups`)."""
+    if fuse is None or fuse.off:
+        return [[i] for i in range(len(configs))], []
+    groups, notes = plan_groups(configs, fuse, here)
+    grouped = {i for g in groups for i in g}
+    lines = [line for line in (describe(groups), *notes) if line]
+    return groups + [[i] for i in range(len(configs)) if i not in grouped], lines
+
+
+def run_group(configs: list[TrainConfig], cache_dir: str, data_dir: str | None, force: bool) -> list[dict]:
+    """A fused group in a process of its own (a local worker, a Slurm job): trained with
+    :func:`train_fused_group`; the members that left it (cached, claimed elsewhere) then go the ordinary way,
+    one by one, in the same process. One row per config, in order, each with ``cached`` as
+    :func:`dlbench.sweep.trial.run_trial` gives it."""
+    from dlbench.sweep.trial import run_trial
+
+    data = Path(data_dir) if data_dir is not None else None
+    rows = train_fused_group(configs, Store(Path(cache_dir)), data_dir=data, force=force)
+    return [
+        {**rows[c.key], "cached": False} if c.key in rows else run_trial(c, cache_dir, data_dir, force=force)
+        for c in configs
+    ]

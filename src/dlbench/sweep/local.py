@@ -89,20 +89,11 @@ def _work(config, cache_dir: str, data_dir: str | None, force: bool) -> dict:
 
 
 def _work_group(configs, cache_dir: str, data_dir: str | None, force: bool) -> list[dict]:
-    """A fused group in a worker (:mod:`dlbench.sweep.fused_run`); the members that left it (cached, claimed
-    elsewhere) then go the ordinary way, one by one, in the same worker. One row per config, in order."""
-    from dlbench.sweep.fused_run import train_fused_group
-    from dlbench.sweep.trial import run_trial
+    """A fused group in a worker (:func:`dlbench.sweep.fused_run.run_group`): one row per config, in order."""
+    from dlbench.sweep.fused_run import run_group
 
     try:
-        folder, data = Path(cache_dir), Path(data_dir) if data_dir is not None else None
-        rows = train_fused_group(configs, Store(folder), data_dir=data, force=force)
-        return [
-            {**rows[c.key], "cached": False}
-            if c.key in rows
-            else run_trial(c, cache_dir, data_dir, force=force)
-            for c in configs
-        ]
+        return run_group(configs, cache_dir, data_dir, force)
     except DlbenchError as exc:
         return [{"error": str(exc), "exit_code": exc.exit_code}]
 
@@ -112,11 +103,10 @@ def _units(plan: SweepPlan, todo: list[int], fuse) -> list[list[int]]:
     then every other trial alone."""
     if fuse is None or fuse.off:
         return [[k] for k in todo]
-    from dlbench.sweep.fused import plan_groups
+    from dlbench.sweep.fused_run import work_units
 
-    groups = [[todo[i] for i in g] for g in plan_groups([plan.trials[k].config for k in todo], fuse)[0]]
-    grouped = {k for g in groups for k in g}
-    return groups + [[k] for k in todo if k not in grouped]
+    units, _ = work_units([plan.trials[k].config for k in todo], fuse)
+    return [[todo[i] for i in unit] for unit in units]
 
 
 def run_local(

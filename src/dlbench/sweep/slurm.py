@@ -1,13 +1,15 @@
 """The Slurm executor: a study's trials as Slurm jobs, submitted and followed through submitit.
 
-Each job runs one trial through the one trial entry point (:func:`dlbench.sweep.trial.run_trial`) on the shared
-cache folder, with the interpreter, dlbench and data folder of the submitting process, so the claims keep every
-trial trained exactly once whatever runs where. The cache keeps a record of each study's jobs
-(:mod:`dlbench.cache.jobs`), so a second command can follow jobs a detached sweep submitted, and a rerun submits
+Each job runs one trial, or one fused group of trials (``--fuse``), through the cache's one way of training
+(:mod:`dlbench.sweep.slurm_tasks`) on the shared cache folder, with the interpreter, dlbench and data folder of
+the submitting process, so the claims keep every trial trained exactly once whatever runs where. The cache
+keeps a record of each study's jobs (:mod:`dlbench.cache.jobs`), one entry per trial (the members of a group
+each name the group's job), so a second command can follow jobs a detached sweep submitted, and a rerun submits
 only the trials whose job is missing or failed.
 
 A job told its time limit is near (or that it is preempted) requeues itself through submitit's checkpointing;
-the requeued job resumes from the last epoch checkpoint the engine wrote, so no finished epoch is trained twice.
+the requeued job resumes from the last epoch checkpoint the engine wrote (a group: the group's checkpoint), so
+no finished epoch is trained twice.
 A job that ends without storing its run (cancelled, out of memory, time limit without requeue, lost node, an
 error) becomes a failed row with the reason and the tail of its log.
 """
@@ -24,43 +26,15 @@ from pathlib import Path
 import submitit
 
 from dlbench.cache import Store
-from dlbench.errors import DlbenchError, UsageError
+from dlbench.errors import UsageError
 from dlbench.sweep.grid import SweepPlan
 from dlbench.sweep.inline import SweepCounts, TrialFailed, open_study
 from dlbench.sweep.slurm_jobs import JobState, ended_reason, failure_row, job_states
 from dlbench.sweep.slurm_options import SlurmOptions
+from dlbench.sweep.slurm_tasks import SlurmGroup, SlurmTrial  # SlurmTrial here too: older jobs' pickles
 
-MAX_REQUEUES = 3  # time limits or preemptions one trial may requeue after (submitit's max_num_timeout)
+MAX_REQUEUES = 3  # time limits or preemptions one job may requeue after (submitit's max_num_timeout)
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run/user")
-
-
-class SlurmTrial(submitit.helpers.Checkpointable):
-    """One trial as a Slurm job's callable (pickled by submitit; this class is imported on the node)."""
-
-    def __init__(self, config, cache_dir: str, data_dir: str | None, force: bool = False):
-        self.config = config
-        self.cache_dir = cache_dir
-        self.data_dir = data_dir
-        self.force = force
-
-    def __call__(self) -> dict:
-        from dlbench.sweep.trial import run_trial
-
-        cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-        if cpus and cpus.isdigit():  # the job's share of the node, not the node's cores
-            import torch
-
-            torch.set_num_threads(int(cpus))
-        try:
-            return run_trial(self.config, self.cache_dir, self.data_dir, force=self.force)
-        except DlbenchError as exc:  # a refused trial (no GPU on the node, data missing): a row, not a crash
-            return {"error": str(exc)}
-
-    def checkpoint(self, *args, **kwargs):
-        """Requeue the same trial; it resumes from the engine's last epoch checkpoint (never from scratch)."""
-        return submitit.helpers.DelayedSubmission(
-            SlurmTrial(self.config, self.cache_dir, self.data_dir, force=False)
-        )
 
 
 @dataclass
@@ -140,8 +114,13 @@ def run_slurm(
     on_change: OnChange | None = None,
     command: str = "",
     replace: bool = False,
+    fuse=None,
+    on_note: Callable[[str], None] | None = None,
 ) -> tuple[SweepCounts, int]:
     """Submit every trial the cache lacks (and no live job of this study runs), then follow them to the end.
+
+    ``fuse`` (a :class:`dlbench.sweep.fused.Fuse`; None: off): each fused group of the trials to submit is one
+    job; ``on_note`` receives the lines that say how many fuse and why some run alone.
 
     Returns (counts with the rows of the trials that ended, in the plan's order; jobs submitted now). With
     ``detach`` it returns right after submitting: the rows are then those of the cached trials.
@@ -167,8 +146,10 @@ def run_slurm(
             follow.watch(k, key)  # a job of an earlier (detached) command still runs it
         else:
             todo.append(k)
-            follow.show(k, TrialState("pending", "not submitted yet"))
-    submitted = _submit(plan, store, options, todo, labels, data_dir, force, follow)
+    units = _units(plan, todo, fuse, on_note)  # its lines first, as inline: the groups, why some run alone
+    for k in todo:
+        follow.show(k, TrialState("pending", "not submitted yet"))
+    submitted = _submit(plan, store, options, units, labels, data_dir, force, follow)
     if not detach:
         try:
             follow.run()
@@ -181,20 +162,36 @@ def run_slurm(
 
 
 def _live_jobs(jobs: dict[str, dict]) -> set[str]:
-    """Keys of the recorded trials whose job is still queued or running."""
-    ids = {r["job_id"]: key for key, r in jobs.items() if not r.get("failure")}
-    states = job_states(list(ids))
-    return {ids[j] for j, s in states.items() if s.queued or s.running}
+    """Keys of the recorded trials whose job (a fused group's: one for all its members) is queued or running."""
+    recorded = {key: r["job_id"] for key, r in jobs.items() if not r.get("failure")}
+    states = job_states(sorted(set(recorded.values())))
+    return {key for key, job in recorded.items() if states[job].queued or states[job].running}
 
 
-def _submit(plan, store, options, todo, labels, data_dir, force, follow) -> int:
-    """Submit one job per trial (or one job array), recording each job before the next is submitted."""
-    if not todo:
+def _units(plan: SweepPlan, todo: list[int], fuse, on_note) -> list[list[int]]:
+    """One job each: the fused groups of the trials to submit, then every other trial alone."""
+    from dlbench.sweep.fused_run import work_units
+
+    units, lines = work_units([plan.trials[k].config for k in todo], fuse, here=False)
+    if on_note:
+        for line in lines:
+            on_note(line)
+    return [[todo[i] for i in unit] for unit in units]
+
+
+def _job_label(labels: list[str], unit: list[int]) -> str:
+    """A job's trial in its name: the trial's label; a fused group's first label and how many more (``+3``)."""
+    return labels[unit[0]] + (f"+{len(unit) - 1}" if len(unit) > 1 else "")
+
+
+def _submit(plan, store, options, units, labels, data_dir, force, follow) -> int:
+    """Submit one job per unit (or one job array), recording each job before the next is submitted."""
+    if not units:
         return 0
     cache = str(store.root.resolve())
     data = str(Path(data_dir).resolve()) if data_dir is not None else None
     params = options.executor_parameters()
-    calls = [(k, SlurmTrial(plan.trials[k].config, cache, data, force)) for k in todo]
+    calls = [(unit, _call(plan, unit, cache, data, force)) for unit in units]
     store.check_writable()
     jobs = store.jobs(plan.name)
     try:
@@ -202,23 +199,37 @@ def _submit(plan, store, options, todo, labels, data_dir, force, follow) -> int:
             folder = store.jobs_dir(plan.name) / "arrays"
             executor = _executor(folder, params, f"dlbench:{plan.name}")
             with executor.batch():
-                pending = [(k, executor.submit(call)) for k, call in calls]
-            submitted = [(k, job, folder) for k, job in pending]
+                pending = [(unit, executor.submit(call)) for unit, call in calls]
+            submitted = [(unit, job, folder) for unit, job in pending]
         else:
             submitted = []
-            for k, call in calls:
-                folder = store.job_log_dir(plan.name, labels[k], call.config.key)
-                executor = _executor(folder, params, f"dlbench:{plan.name}:{labels[k]}")
-                submitted.append((k, executor.submit(call), folder))
+            for unit, call in calls:
+                folder = _log_dir(store, plan, labels, unit)
+                executor = _executor(folder, params, f"dlbench:{plan.name}:{_job_label(labels, unit)}")
+                submitted.append((unit, executor.submit(call), folder))
                 _record(jobs, plan, labels, *submitted[-1])
                 store.save_jobs(plan.name, jobs)  # a killed submitter still knows what it submitted
     except (subprocess.CalledProcessError, submitit.core.utils.FailedJobError, OSError) as exc:
         raise UsageError(_sbatch_refusal(exc)) from None
-    for entry in submitted:
-        _record(jobs, plan, labels, *entry)
-        follow.watch(entry[0], plan.trials[entry[0]].config.key)
+    for unit, job, folder in submitted:
+        _record(jobs, plan, labels, unit, job, folder)
+        for k in unit:
+            follow.watch(k, plan.trials[k].config.key)
     store.save_jobs(plan.name, jobs)
     return len(submitted)
+
+
+def _call(plan, unit: list[int], cache: str, data: str | None, force: bool):
+    configs = [plan.trials[k].config for k in unit]
+    if len(unit) == 1:
+        return SlurmTrial(configs[0], cache, data, force)
+    return SlurmGroup(configs, cache, data, force)
+
+
+def _log_dir(store: Store, plan, labels: list[str], unit: list[int]) -> Path:
+    """A trial's job folder; a group's is its first trial's, marked ``-fused<K>``."""
+    label = labels[unit[0]] + (f", fused{len(unit)}" if len(unit) > 1 else "")
+    return store.job_log_dir(plan.name, label, plan.trials[unit[0]].config.key)
 
 
 def _executor(folder: Path, params: dict, name: str):
@@ -227,15 +238,18 @@ def _executor(folder: Path, params: dict, name: str):
     return executor
 
 
-def _record(jobs: dict, plan, labels, k: int, job, folder: Path) -> None:
-    config = plan.trials[k].config
-    jobs[config.key] = {
-        "job_id": str(job.job_id),
-        "log_dir": str(folder),
-        "label": labels[k],
-        "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "config": config.canonical_json(),
-    }
+def _record(jobs: dict, plan, labels, unit: list[int], job, folder: Path) -> None:
+    """One record per trial; the members of a group share the group's job and list its trials' keys."""
+    keys = [plan.trials[k].config.key for k in unit]
+    for k, key in zip(unit, keys, strict=True):
+        jobs[key] = {
+            "job_id": str(job.job_id),
+            "log_dir": str(folder),
+            "label": labels[k],
+            "submitted": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "config": plan.trials[k].config.canonical_json(),
+            **({"group": keys} if len(unit) > 1 else {}),
+        }
 
 
 def _sbatch_refusal(exc: Exception) -> str:
@@ -302,6 +316,8 @@ class _Follow:
 
     def _look(self, k: int, key: str, record: dict, state: JobState) -> bool:
         job = record["job_id"]
+        if record.get("group"):  # every member of a fused group shows the group's job
+            job = f"{job}, fused group of {len(record['group'])}"
         if state.queued:  # with Slurm's reason: PartitionConfig says the job asks more than the partition has
             why = f", waiting: {state.reason}" if state.reason else ""
             self.show(k, TrialState("queued", f"job {job}{why}"))
