@@ -4,6 +4,7 @@ when damaged, never written in a read-only folder or through a symlink, safe wit
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -154,17 +155,32 @@ def test_a_damaged_copy_is_ignored_and_rewritten(fake, monkeypatch, damage):
     assert sorted(p.name for p in where.iterdir()) == sorted([*NPYS, decoded.STAMP])
 
 
-def test_a_read_only_folder_still_loads_and_writes_nothing(fake, monkeypatch):
+def test_a_read_only_folder_still_loads_and_writes_nothing(fake, monkeypatch, caplog, recwarn):
     folder = fake / "fashion-mnist"
     before = _tree(fake)
     folder.chmod(0o555)  # as root too: a folder nobody may write is left alone
     try:
         calls = _count_decodes(monkeypatch)
-        first, second = _load(fake), _load(fake)
+        with caplog.at_level(logging.DEBUG, logger=decoded.__name__):
+            first, second = _load(fake), _load(fake)
     finally:
         folder.chmod(0o755)
     assert _same(first, second) and len(calls) == 8  # decoded both times
     assert _tree(fake) == before
+    assert not recwarn.list and len(caplog.records) == 1  # one debug note, no warning
+    assert caplog.records[0].levelno == logging.DEBUG and "read-only" in caplog.text
+
+
+def test_a_read_only_mount_still_loads_and_writes_nothing(fake, monkeypatch):
+    from tests.test_cache_integrity import _read_only_mount
+
+    mounted = fake / "mounted"
+    (mounted / "fashion-mnist").mkdir(parents=True)
+    with _read_only_mount(fake / "fashion-mnist", mounted / "fashion-mnist"):
+        calls = _count_decodes(monkeypatch)
+        first, second = _load(mounted), _load(mounted)
+    assert _same(first, second) and len(calls) == 8
+    assert not (fake / "fashion-mnist" / decoded.DIRNAME).exists()
 
 
 @pytest.mark.parametrize("where", ["the folder", "an array", "the stamp"])
@@ -187,6 +203,7 @@ def test_a_symlink_at_a_decoded_name_is_left_untouched(fake, monkeypatch, where)
     assert _same(first, second) and len(calls) == 8  # never read through the link: decoded both times
     assert link.is_symlink() and _tree(outside) == before
     assert (outside / "keep.txt").read_text() == "a user's file"
+    assert [p.name for p in copy.iterdir()] == ["keep.txt" if where == "the folder" else link.name]
 
 
 @pytest.mark.parametrize("layout", ["extracted", "archive"])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlbench.atomic import reap, write_atomic, write_text
+from dlbench.atomic import check_replaceable, reap, write_atomic, write_text
 from dlbench.errors import DlbenchError
 
 DIRNAME = "dlbench-decoded"
@@ -177,6 +177,9 @@ def _write_copy(folder: Path, sources: list[dict], arrays: dict[str, np.ndarray]
         return _note_once(folder, f"{where} is not a folder dlbench made")
     entries = {}
     try:
+        # A symlink or folder at any name: write nothing, rather than arrays that every load writes again.
+        for name in [*(f"{n}.npy" for n in arrays), STAMP]:
+            check_replaceable(where / name)
         reap(where)  # temp files of loaders killed while writing
         for name, arr in arrays.items():
             arr = np.ascontiguousarray(arr)
