@@ -192,9 +192,5 @@ def _write_copy(folder: Path, sources: list[dict], arrays: dict[str, np.ndarray]
             }
         stamp = {"format": FORMAT, "sources": sources, "arrays": entries}
         write_text(where / STAMP, json.dumps(stamp, indent=1) + "\n")
-    except (
-        OSError,
-        ValueError,
-        DlbenchError,
-    ) as exc:  # full disk, a symlink at a name, ...: decode next time
+    except (OSError, ValueError, DlbenchError) as exc:  # a full disk, a symlink at a name: decode next time
         _note_once(folder, str(exc))
