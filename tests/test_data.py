@@ -286,7 +286,8 @@ def test_fake_cifar10_read_from_archive_without_extracting(tmp_path):
         tar.add(src, arcname="cifar-10-batches-py")
     ds = tvs.load_set("cifar10", tmp_path / "data", download=False, verify=False)
     assert ds.train_x.shape == (20, 3, 32, 32) and len(ds.test_y) == 4
-    assert sorted(p.name for p in folder.iterdir()) == ["cifar-10-python.tar.gz"]  # nothing extracted
+    # nothing extracted: beside the archive only the decoded copy (dlbench.data.decoded)
+    assert sorted(p.name for p in folder.iterdir()) == ["cifar-10-python.tar.gz", "dlbench-decoded"]
     with pytest.raises(DatasetError, match="cifar-10-python.tar.gz"):  # fake archive: md5 mismatch
         get_dataset("cifar10").load(tmp_path / "data", download=False)
 

@@ -1,20 +1,18 @@
 """CIFAR-10 and CIFAR-100 read straight from their python pickles: the extracted folder or the ``.tar.gz``
-itself (no extraction, so a read-only data folder works), md5-checked against torchvision's class attributes."""
+itself (no extraction, so a read-only data folder works), md5-checked against torchvision's class attributes.
+The decoded arrays are kept in ``<root>/dlbench-decoded/`` (:mod:`.decoded`) for the next load."""
 
 from __future__ import annotations
 
 import pickle
 import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dlbench.data.decoded import SPLIT_ARRAYS, Source, load_or_decode
 from dlbench.data.file_checks import fetch, missing_error, verify_md5
 from dlbench.errors import DatasetError
-
-if TYPE_CHECKING:
-    import torch
 
 
 def _unpickle(raw: bytes, where: str) -> dict:
@@ -24,14 +22,12 @@ def _unpickle(raw: bytes, where: str) -> dict:
         raise DatasetError(f"cannot decode {where} ({e}); delete it and download it again") from e
 
 
-def _cifar_arrays(entries: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+def _cifar_arrays(entries: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate CIFAR pickle batches: rows of 3072 bytes (R plane, G, B) -> (N, 3, 32, 32) uint8."""
     x = np.concatenate([np.asarray(e["data"], dtype=np.uint8) for e in entries]).reshape(-1, 3, 32, 32)
     key = "labels" if "labels" in entries[0] else "fine_labels"
     y = np.concatenate([np.asarray(e[key], dtype=np.int64) for e in entries])
-    import torch
-
-    return torch.from_numpy(x), torch.from_numpy(y)
+    return x, y
 
 
 def _cifar_from_folder(cls, root: Path, verify: bool) -> list[list[dict]]:
@@ -89,9 +85,20 @@ def load_cifar(cls, downloader, name: str, root: Path, download: bool, verify: b
             raise missing_error(name, root, files)
         fetch(downloader(root), name, root, files)  # torchvision downloads the archive and extracts it
     if _cifar_extracted(cls, root):
-        train, test = _cifar_from_folder(cls, root, verify)
+        base = root / cls.base_folder
+        sources = [Source(base / f, md5 if verify else None) for f, md5 in cls.train_list + cls.test_list]
+        read = _cifar_from_folder
     elif (root / cls.filename).exists():
-        train, test = _cifar_from_archive(cls, root, verify)
+        sources = [Source(root / cls.filename, cls.tgz_md5 if verify else None)]
+        read = _cifar_from_archive
     else:
         raise missing_error(name, root, files)
-    return (*_cifar_arrays(train), *_cifar_arrays(test))
+
+    def decode() -> dict[str, np.ndarray]:
+        train, test = read(cls, root, verify)
+        return dict(zip(SPLIT_ARRAYS, (*_cifar_arrays(train), *_cifar_arrays(test)), strict=True))
+
+    arrays = load_or_decode(root, sources, SPLIT_ARRAYS, decode)
+    import torch
+
+    return tuple(torch.from_numpy(arrays[k]) for k in SPLIT_ARRAYS)

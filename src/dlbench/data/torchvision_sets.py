@@ -11,7 +11,8 @@ torchvision's MNIST classes look in ``<root>/<ClassName>/raw/``; a subclass poin
 ``<data_dir>/<name>`` instead, so torchvision's own download code writes there and nothing is ever copied
 (``--data-dir`` can point at a read-only shared folder). Files are checked against the md5 sums torchvision
 lists (copied in :mod:`.checksums`, so files on disk load without importing torchvision), once per file per
-process, then decoded straight from the ``.gz`` / ``.tar.gz`` / pickle files.
+process, then decoded straight from the ``.gz`` / ``.tar.gz`` / pickle files. The decoded arrays are kept in
+``<data_dir>/<name>/dlbench-decoded/`` (:mod:`.decoded`) and read from there while the files are unchanged.
 """
 
 from __future__ import annotations
@@ -22,18 +23,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dlbench.data._registry import ArrayDataset, DatasetInfo, DatasetSpec, register_dataset
 from dlbench.data.checksums import CIFAR10Files, CIFAR100Files, FashionMNISTFiles, MNISTFiles
 from dlbench.data.cifar import cifar_present, load_cifar
+from dlbench.data.decoded import SPLIT_ARRAYS, Source, load_or_decode
 from dlbench.data.file_checks import fetch, missing_error, verify_md5
 from dlbench.errors import DatasetError
-
-if TYPE_CHECKING:
-    import torch
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -141,8 +139,8 @@ def __getattr__(name: str):  # module attribute access: tvs.MNISTInFolder
 
 
 # -------------------- MNIST format
-def _read_idx(path: Path) -> torch.Tensor:
-    """Decode an idx-ubyte file (gzipped or not) of uint8 values into a tensor of its stored shape."""
+def _read_idx(path: Path) -> np.ndarray:
+    """Decode an idx-ubyte file (gzipped or not) of uint8 values into an array of its stored shape."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
@@ -157,9 +155,7 @@ def _read_idx(path: Path) -> torch.Tensor:
             raise ValueError(f"{arr.size} values for shape {tuple(dims)}")
     except (OSError, EOFError, ValueError) as e:
         raise DatasetError(f"cannot decode {path} ({e}); delete it and download it again") from e
-    import torch
-
-    return torch.from_numpy(arr.reshape(dims).copy())
+    return arr.reshape(dims).copy()
 
 
 def _mnist_file(folder: Path, gz_name: str) -> Path | None:
@@ -176,22 +172,35 @@ def _mnist_present(folder: Path) -> bool:
 
 def _load_mnist_like(cls, downloader, name: str, folder: Path, download: bool, verify: bool):
     """Both splits of an MNIST-format set from ``folder``. ``cls`` holds the files' md5 sums
-    (:mod:`.checksums`); ``downloader(folder)`` builds torchvision's dataset object, only to download."""
+    (:mod:`.checksums`); ``downloader(folder)`` builds torchvision's dataset object, only to download.
+    The decoded arrays are kept in ``folder/dlbench-decoded`` (:mod:`.decoded`) for the next load."""
     if not _mnist_present(folder):
         if not download:
             raise missing_error(name, folder, MNIST_FILES)
         fetch(downloader(folder), name, folder, MNIST_FILES)
     md5s = dict(cls.resources)
-    out = []
+    sources = []
     for gz_name in MNIST_FILES:
         path = _mnist_file(folder, gz_name)
         if path is None:
             raise missing_error(name, folder, MNIST_FILES)
-        if verify and path.name == gz_name:  # torchvision lists md5 sums of the .gz files only
-            fix = f"delete it and run again to download it, or place the original {gz_name} there"
-            verify_md5(path, md5s[gz_name], fix)
-        out.append(_read_idx(path))
-    train_x, train_y, test_x, test_y = out  # images (N, 28, 28), labels (N,)
+        # torchvision lists md5 sums of the .gz files only
+        sources.append(Source(path, md5s[gz_name] if verify and path.name == gz_name else None))
+
+    def decode() -> dict[str, np.ndarray]:
+        out = {}
+        for key, gz_name, source in zip(SPLIT_ARRAYS, MNIST_FILES, sources, strict=True):
+            if source.md5 is not None:
+                fix = f"delete it and run again to download it, or place the original {gz_name} there"
+                verify_md5(source.path, source.md5, fix)
+            out[key] = _read_idx(source.path)
+        return out
+
+    arrays = load_or_decode(folder, sources, SPLIT_ARRAYS, decode)
+    import torch
+
+    train_x, train_y, test_x, test_y = (torch.from_numpy(arrays[k]) for k in SPLIT_ARRAYS)
+    # images (N, 28, 28), labels (N,)
     return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
 
 
