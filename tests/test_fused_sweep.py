@@ -75,6 +75,23 @@ def test_the_other_fusable_families_group_when_asked(model, settings):
     data = {**DATA, "image_size": "32"}
     p = plan_sweep(model, "shapes", [("lr", LRS)], settings=settings, dataset_options=data, options={})
     assert plan_groups(configs(p), Fuse("cap", 4)) == ([[0, 1, 2]], [])
+    # under auto: alone on the CPU, where they measured no faster fused, each with its reason
+    groups, notes = plan_groups(configs(p), Fuse("auto"))
+    assert groups == [] and len(notes) == 1
+    assert (
+        notes[0].startswith(f"{model} runs alone on the CPU under --fuse auto (") and "--fuse K" in notes[0]
+    )
+    # on CUDA, auto fuses the resnet (HFTA measured it there); VGG and the Mixer only when asked
+    on_gpu = [c.replace(device_kind="cuda") for c in configs(p)]
+    groups, notes = plan_groups(on_gpu, Fuse("auto"), here=False)
+    if model == "resnet18":
+        assert (groups, notes) == ([[0, 1, 2]], [])
+    else:
+        family = "mlpmixer" if model == "mlpmixer" else "vgg"
+        assert groups == [] and notes == [
+            f"{model} runs alone on CUDA under --fuse auto (fusing the {family} family is not measured on a GPU "
+            "yet); --fuse K fuses it"
+        ]
 
 
 def test_a_family_that_does_not_fuse_says_why_in_one_line():

@@ -7,10 +7,12 @@ cap given with ``--fuse K``, 8 on the CPU (32 on CUDA), under ``auto`` on the CP
 weights within :data:`CPU_GROUP_WEIGHTS`, and what the device's free memory holds at half its size, counting per
 trial its parameters, gradients, optimizer states and activations (:func:`member_bytes`).
 
-``auto`` fuses where fusing was measured (or is expected) to be faster: on the CPU the mlp family, in groups
-whose weights stay within :data:`CPU_GROUP_WEIGHTS` (oneDNN's grouped convolution made the cnn slower, and so
-did weights that no longer fit the caches: benchmarks/fused.py); on CUDA the mlp and cnn families (not measured
-yet); ``--fuse K`` fuses both families anywhere. Every other trial runs alone, with one line saying why.
+``auto`` fuses where fusing was measured (or is expected) to be faster (:data:`AUTO`): on the CPU the mlp
+family, in groups whose weights stay within :data:`CPU_GROUP_WEIGHTS` (oneDNN's grouped convolution made the
+convolutional families slower, the Mixer's matrix products gained nothing, and neither did weights that no
+longer fit the caches: benchmarks/fused.py); on CUDA the mlp, cnn and resnet families, where one small model
+leaves the GPU mostly idle (HFTA's measurements; not measured here yet). ``--fuse K`` fuses every supported
+family anywhere. Every other trial runs alone, with one line saying why.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ FUSABLE = (
     "seed",
 )
 FAMILIES = ("mlp", "cnn", "resnet", "vgg", "mlpmixer")  # dlbench.engine.fused.families.LAYOUTS (tested equal)
-AUTO_ON_CPU = ("mlp",)  # the cnn fuses on the CPU only when asked (--fuse K): see the module docstring
+AUTO = {"cpu": ("mlp",), "cuda": ("mlp", "cnn", "resnet")}  # the others only when asked: see the docstring
+SLOWER_ON_CPU = {  # why auto leaves a family alone on the CPU, as measured by benchmarks/fused.py
+    "cnn": "grouped convolutions are slower there than separate runs",
+    "resnet": "grouped convolutions are slower there than separate runs",
+    "vgg": "grouped convolutions are slower there than separate runs",
+    "mlpmixer": "its matrix products keep the CPU as busy alone as fused: no faster",
+}
 # Fused on the CPU, a group gains while its weights stay in the caches: a width-64 MLP (0.2 MiB of weights)
 # gained up to K = 8, a width-256 one (1 MiB) up to K = 4 and little or nothing at K = 8 (benchmarks/fused.py,
 # docs/benchmarks.md). Under auto, a CPU group holds at most this many bytes of weights.
@@ -96,8 +104,8 @@ def why_alone(config: TrainConfig, fuse: Fuse) -> str | None:
     layer = unsupported_layer(meta, family)
     if layer:
         return f"{config.model} runs alone (its {layer} cannot be fused)"
-    if fuse.mode == "auto" and config.device_kind == "cpu":
-        return _slower_on_cpu(config, family, weight_bytes(meta))
+    if fuse.mode == "auto":
+        return _not_by_default(config, family, weight_bytes(meta))
     return None
 
 
@@ -105,13 +113,17 @@ def weight_bytes(meta) -> int:
     return sum(p.numel() * p.element_size() for p in meta.parameters())
 
 
-def _slower_on_cpu(config: TrainConfig, family: str, weights: int) -> str | None:
-    """Why ``--fuse auto`` leaves a fusable model alone on the CPU (None: it fuses)."""
-    if family not in AUTO_ON_CPU:
+def _not_by_default(config: TrainConfig, family: str, weights: int) -> str | None:
+    """Why ``--fuse auto`` leaves a fusable model alone on this device (None: it fuses)."""
+    if config.device_kind == "cuda" and family not in AUTO["cuda"]:
         return (
-            f"{config.model} runs alone on the CPU under --fuse auto (grouped convolutions are slower there "
-            "than separate runs); --fuse K fuses it"
+            f"{config.model} runs alone on CUDA under --fuse auto (fusing the {family} family is not measured "
+            "on a GPU yet); --fuse K fuses it"
         )
+    if config.device_kind != "cpu":
+        return None
+    if family not in AUTO["cpu"]:
+        return f"{config.model} runs alone on the CPU under --fuse auto ({SLOWER_ON_CPU[family]}); --fuse K fuses it"
     if CPU_GROUP_WEIGHTS // weights < 2:
         return (
             f"{config.model} runs alone on the CPU under --fuse auto (two of its {weights / 2**20:.1f} MiB of "
