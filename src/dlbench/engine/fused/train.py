@@ -157,10 +157,13 @@ def _resume(path, configs, model, optimizer, step, members) -> int:
 def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, fmt) -> list[RunResult]:
     """Each member's best (early stopping) or last weights, one test pass for the group, one result each."""
     model = step.model
+    kept = []  # what each member stores: the snapshot it stopped with (with its own batch-norm step count, which
+    # the group's one shared counter no longer holds), else its weights in the group now (it trained every step)
     for k, m in enumerate(members):
         weights = m.state.best["state"] if m.state.best["state"] is not None else m.final
         if weights is not None:
             model.load_member(k, weights)
+        kept.append(weights)
     ok = [m.stop.status == "ok" for m in members]
     tested = None
     if any(ok):
@@ -189,7 +192,7 @@ def _finish(members: list[Member], step: FusedStep, dd, counts: dict, device, fm
                 s.steps,
                 s.grads,
                 predictions,
-                model.member(k),
+                kept[k] if kept[k] is not None else model.member(k),
             )
         )
         m.callback("end", status=m.stop.status, message=m.message, **run_summary)
