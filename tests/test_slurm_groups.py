@@ -160,9 +160,37 @@ def test_a_group_job_trains_as_the_inline_executor_and_requeues_as_the_same_grou
     assert ours["test_acc"].tolist() == theirs["test_acc"].tolist()  # the same code path, bit for bit
     assert ours["best_val_acc"].tolist() == theirs["best_val_acc"].tolist()
 
-    again = group.checkpoint().function  # what a requeued job runs: the same group, resuming (never forced)
-    assert isinstance(again, SlurmGroup) and [c.key for c in again.configs] == keys and not again.force
-    assert [r["cached"] for r in again()] == [True, True]  # stored once: the requeued job trains nothing
+    again = group.checkpoint().function  # what a requeued job runs: the same group, still forced, resuming
+    assert isinstance(again, SlurmGroup) and [c.key for c in again.configs] == keys
+    assert (again.force, again.resume) == (True, True)
+
+
+class Interrupted(Exception):
+    """Stands for the time limit: the job stops after an epoch's checkpoint."""
+
+
+def test_a_forced_requeued_job_resumes_its_attempt_not_the_old_result(tmp_path, monkeypatch):
+    from dlbench.sweep.trial import run_trial, run_trial_here
+
+    log = tmp_path / "train.log"
+    monkeypatch.setenv("DLBENCH_TRAIN_LOG", str(log))
+    config = plan(["0.1"]).trials[0].config
+    store, data = Store(tmp_path / "cache"), str(tmp_path / "data")
+    old = run_trial(config, str(store.root), data)  # the result cached before the forced sweep
+
+    def stop_after_the_first_epoch(event, **kw):
+        if event == "epoch":
+            raise Interrupted
+
+    with pytest.raises(Interrupted):  # the forced job's first attempt: one epoch, then its time limit
+        run_trial_here(config, store, data_dir=Path(data), force=True, callback=stop_after_the_first_epoch)
+    assert store.checkpoint_path(config.key).exists()
+    job = SlurmTrial(config, str(store.root), data, force=True)
+    row = job.checkpoint().function()  # the requeued job
+    assert row["cached"] is False and old["cached"] is False  # trained again, not the earlier result
+    events = [line.split()[2] for line in log.read_text().splitlines()]
+    last = events[len(events) - 1 - events[::-1].index("start") :]  # the requeued job's
+    assert last == ["start", "resumed-1", "epoch-1", "end"]  # its own checkpoint: epoch 0 not trained again
 
 
 def test_groups_for_cluster_nodes_do_not_ask_this_machines_memory(monkeypatch):

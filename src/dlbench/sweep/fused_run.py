@@ -106,9 +106,11 @@ def train_fused_group(
     data_dir: Path | None = None,
     force: bool = False,
     progress: Callable | None = None,
+    resume: bool = False,
 ) -> dict[str, dict]:
     """Claim, train and store a group; returns {key: runs row} of the members it trained (the others, if any,
-    are for the ordinary trial path: cached, claimed elsewhere, or a group left with fewer than two)."""
+    are for the ordinary trial path: cached, claimed elsewhere, or a group left with fewer than two).
+    ``force`` starts the group over, unless ``resume`` (see :func:`dlbench.sweep.trial.run_trial`)."""
     from dlbench.cache.claims import ClaimLost
     from dlbench.engine.fused import GroupOutOfMemory
 
@@ -120,7 +122,7 @@ def train_fused_group(
             return {}
         members = [c for c in configs if any(cl.key == c.key for cl in claims)]
         path = group_checkpoint(store, members)
-        if force:
+        if force and not resume:
             path.unlink(missing_ok=True)
         callbacks = [_member_callback(c.key, cl) for c, cl in zip(members, claims, strict=True)]
         for c in members:
@@ -186,7 +188,9 @@ def work_units(
     return groups + [[i] for i in range(len(configs)) if i not in grouped], lines
 
 
-def run_group(configs: list[TrainConfig], cache_dir: str, data_dir: str | None, force: bool) -> list[dict]:
+def run_group(
+    configs: list[TrainConfig], cache_dir: str, data_dir: str | None, force: bool, resume: bool = False
+) -> list[dict]:
     """A fused group in a process of its own (a local worker, a Slurm job): trained with
     :func:`train_fused_group`; the members that left it (cached, claimed elsewhere) then go the ordinary way,
     one by one, in the same process. One row per config, in order, each with ``cached`` as
@@ -194,8 +198,10 @@ def run_group(configs: list[TrainConfig], cache_dir: str, data_dir: str | None, 
     from dlbench.sweep.trial import run_trial
 
     data = Path(data_dir) if data_dir is not None else None
-    rows = train_fused_group(configs, Store(Path(cache_dir)), data_dir=data, force=force)
+    rows = train_fused_group(configs, Store(Path(cache_dir)), data_dir=data, force=force, resume=resume)
     return [
-        {**rows[c.key], "cached": False} if c.key in rows else run_trial(c, cache_dir, data_dir, force=force)
+        {**rows[c.key], "cached": False}
+        if c.key in rows
+        else run_trial(c, cache_dir, data_dir, force=force, resume=resume)
         for c in configs
     ]

@@ -27,27 +27,32 @@ def _use_the_job_cpus() -> None:
 
 
 class SlurmTrial(submitit.helpers.Checkpointable):
-    """One trial as a Slurm job's callable."""
+    """One trial as a Slurm job's callable. ``resume``: a requeued job's, which continues from its earlier
+    attempt's checkpoint even when forced (``--force`` must still not take the earlier cached result)."""
 
-    def __init__(self, config, cache_dir: str, data_dir: str | None, force: bool = False):
+    def __init__(
+        self, config, cache_dir: str, data_dir: str | None, force: bool = False, resume: bool = False
+    ):
         self.config = config
         self.cache_dir = cache_dir
         self.data_dir = data_dir
         self.force = force
+        self.resume = resume
 
     def __call__(self) -> dict:
         from dlbench.sweep.trial import run_trial
 
         _use_the_job_cpus()
+        resume = getattr(self, "resume", False)  # absent from jobs pickled by dlbench before it existed
         try:
-            return run_trial(self.config, self.cache_dir, self.data_dir, force=self.force)
+            return run_trial(self.config, self.cache_dir, self.data_dir, force=self.force, resume=resume)
         except DlbenchError as exc:  # a refused trial (no GPU on the node, data missing): a row, not a crash
             return {"error": str(exc)}
 
     def checkpoint(self, *args, **kwargs):
         """Requeue the same trial; it resumes from the engine's last epoch checkpoint (never from scratch)."""
         return submitit.helpers.DelayedSubmission(
-            SlurmTrial(self.config, self.cache_dir, self.data_dir, force=False)
+            SlurmTrial(self.config, self.cache_dir, self.data_dir, force=self.force, resume=True)
         )
 
 
@@ -56,23 +61,26 @@ class SlurmGroup(submitit.helpers.Checkpointable):
     stored as its own run, and the members that left the group (cached or claimed elsewhere meanwhile) train
     one by one in the same job."""
 
-    def __init__(self, configs: list, cache_dir: str, data_dir: str | None, force: bool = False):
+    def __init__(
+        self, configs: list, cache_dir: str, data_dir: str | None, force: bool = False, resume: bool = False
+    ):
         self.configs = list(configs)
         self.cache_dir = cache_dir
         self.data_dir = data_dir
         self.force = force
+        self.resume = resume  # as SlurmTrial's
 
     def __call__(self) -> list[dict] | dict:
         from dlbench.sweep.fused_run import run_group
 
         _use_the_job_cpus()
         try:
-            return run_group(self.configs, self.cache_dir, self.data_dir, self.force)
+            return run_group(self.configs, self.cache_dir, self.data_dir, self.force, self.resume)
         except DlbenchError as exc:  # refused (no GPU on the node, data missing): every member's row says so
             return {"error": str(exc)}
 
     def checkpoint(self, *args, **kwargs):
         """Requeue the same group; it resumes from the group's checkpoint, written after every epoch."""
         return submitit.helpers.DelayedSubmission(
-            SlurmGroup(self.configs, self.cache_dir, self.data_dir, force=False)
+            SlurmGroup(self.configs, self.cache_dir, self.data_dir, force=self.force, resume=True)
         )

@@ -100,7 +100,12 @@ def _train(config: TrainConfig, store: Store, data, data_dir: Path | None, callb
 
 
 def run_trial(
-    config: TrainConfig, cache_dir: str | Path, data_dir: str | Path | None = None, *, force: bool = False
+    config: TrainConfig,
+    cache_dir: str | Path,
+    data_dir: str | Path | None = None,
+    *,
+    force: bool = False,
+    resume: bool = False,
 ) -> dict:
     """Train ``config`` unless the cache folder holds it; picklable, for executors in other processes.
 
@@ -109,14 +114,15 @@ def run_trial(
         cache_dir: The cache folder (shared by every process of a study).
         data_dir: Where datasets live (None: the default data folder).
         force: Train again even if the cache holds the run.
+        resume: With ``force``, continue from the run's checkpoint instead of starting over (a forced Slurm
+            job requeued after its time limit: the checkpoint is its own earlier attempt's).
 
     Returns:
         The run's ``runs`` row (a dict: key, status, message, summary metrics, ...) plus ``cached``: True when
         the row came from the cache and nothing was trained.
     """
-    row, cached = run_trial_here(
-        config, Store(Path(cache_dir)), data_dir=Path(data_dir) if data_dir is not None else None, force=force
-    )
+    data = Path(data_dir) if data_dir is not None else None
+    row, cached = run_trial_here(config, Store(Path(cache_dir)), data_dir=data, force=force, resume=resume)
     return {**row, "cached": cached}
 
 
@@ -129,10 +135,11 @@ def run_trial_here(
     callback=None,
     data=None,
     wait: bool = True,
+    resume: bool = False,
 ) -> tuple[dict, bool]:
     """:func:`run_trial` in this process: returns (runs row, cached?).
 
-    An interrupted run resumes from its checkpoint; ``force`` starts over. ``data`` is the loaded dataset when
+    An interrupted run resumes from its checkpoint; ``force`` starts over (unless ``resume``). ``data`` is the loaded dataset when
     the caller shares one between trials (None: the engine loads it); ``callback`` receives the engine's
     progress events.
 
@@ -161,7 +168,7 @@ def run_trial_here(
         try:
             if not force and store.has(key):  # finished by another process while we looked
                 return store.get(key), True
-            if force:
+            if force and not resume:
                 store.checkpoint_path(key).unlink(missing_ok=True)
             check_checkpoint(store, key)
 
