@@ -18,7 +18,6 @@ from dlbench.engine import train
 from dlbench.engine.fused import train_group
 from dlbench.engine.fused.families import LAYOUTS, fuse_models
 from dlbench.engine.fused.optim import FusedOptimizer
-from dlbench.engine.fused.sequential import FusedSequential
 from dlbench.resolve import resolve_config
 
 DATA = {"train_size": "300", "test_size": "60", "image_size": "8"}
@@ -157,22 +156,6 @@ def test_the_fused_optimizer_is_torch_optim_on_each_member(kind, hyper):
     for k in range(2):
         torch.testing.assert_close(stacked.detach()[k], alone[k].detach(), rtol=0, atol=1e-14)
     assert torch.equal(stacked.detach()[2], start[2])  # masked out: untouched
-
-
-def test_members_unstack_into_the_family_state_dict_and_back():
-    from dlbench.models import get_model_spec
-
-    spec = get_model_spec("cnn")
-    models = [spec.build((1, 8, 8), 3, {"depth": 2, "width": 4, "head_width": 8}) for _ in range(3)]
-    fused = FusedSequential(models).eval()  # eval: the running statistics are the members' own
-    x = torch.rand(5, 1, 8, 8)
-    out = fused(x[None].expand(3, *x.shape))
-    assert out.shape == (3, 5, 3)
-    for k, m in enumerate(models):
-        assert fused.member(k).keys() == m.state_dict().keys()
-        torch.testing.assert_close(out[k], m.eval()(x), rtol=1e-5, atol=1e-6)
-    fused.load_member(1, models[2].state_dict())
-    torch.testing.assert_close(fused.member(1)["conv1.weight"], models[2].state_dict()["conv1.weight"])
 
 
 VGG_DATA = {"train_size": "8", "test_size": "2", "image_size": "32"}

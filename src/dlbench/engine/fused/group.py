@@ -72,19 +72,23 @@ class GroupLoop(EpochLoop):
     def batches(self, epoch: int):
         """(step, per-trial lr (K,), x (K, B, ...), y (K, B)): one draw when all trials share a seed, else
         each trial's own permutation (and augmentation) of the one resident dataset."""
-        spe, bs, k = self.steps_per_epoch, self.opts.batch_size, len(self.members)
+        bs, k = self.opts.batch_size, len(self.members)
+        lrs = self._epoch_lrs(epoch)
         seeds = [m.opts.seed for m in self.members]
         if len(set(seeds)) == 1:
             for i, (xb, yb) in enumerate(self.data.train_batches(bs, seeds[0], epoch)):
-                yield i, self._lrs(epoch * spe + i), xb[None].expand(k, *xb.shape), yb[None].expand(k, -1)
+                yield i, lrs[i], xb[None].expand(k, *xb.shape), yb[None].expand(k, -1)
             return
         draws = [self.data.train_batches(bs, s, epoch) for s in seeds]
         for i, pairs in enumerate(zip(*draws, strict=True)):
             xb, yb = torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
-            yield i, self._lrs(epoch * spe + i), xb, yb
+            yield i, lrs[i], xb, yb
 
-    def _lrs(self, step: int) -> torch.Tensor:
-        lrs = [lr_at(step, self.steps_per_epoch, m.opts) for m in self.members]
+    def _epoch_lrs(self, epoch: int) -> torch.Tensor:
+        """(steps, K): every trial's learning rate at every step of the epoch, copied to the device once (a
+        copy from host memory per step would wait for the device each step)."""
+        spe = self.steps_per_epoch
+        lrs = [[lr_at(epoch * spe + i, spe, m.opts) for m in self.members] for i in range(spe)]
         return torch.tensor(lrs, dtype=self.dtype, device=self.data.device)
 
     def run_group(self, start: int, save: Callable[[int], None] | None) -> None:
