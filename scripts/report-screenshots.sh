@@ -6,18 +6,13 @@
 #   scripts/report-screenshots.sh [WORK_DIR]     # the study's cache and data go there (default: a temp folder)
 #   PYTHON=.venv/bin/python scripts/report-screenshots.sh
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=${1:-$(mktemp -d)}
-mkdir -p "$WORK" && WORK=$(cd "$WORK" && pwd)
-PY=${PYTHON:-python}
-CHROMIUM=$(command -v chromium || command -v chromium-browser) || { echo "chromium is not installed" >&2; exit 1; }
+source "$(dirname "$0")/screenshot-setup.sh"  # ROOT, WORK, PY, C (Chromium)
 export DLBENCH_HOME="$WORK/cache" DLBENCH_DATA_DIR="$WORK/data"
 STUDY=(--dataset shapes --dataset-opt train_size=2000 --dataset-opt test_size=500 --epochs 6)
 $PY -m dlbench sweep --grid depth=1,2,3 --grid width=32,64,128 --model mlp "${STUDY[@]}" --name depth-by-width
 $PY -m dlbench sweep lr 0.3,0.1,0.03,0.01 --model cnn --set channels=8/16 --repeats 2 "${STUDY[@]}" --name lr-cnn
 $PY -m dlbench report --out "$WORK/report.html"
 
-C=("$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars "--user-data-dir=$WORK/profile")
 URL="file://$WORK/report.html"
 top() {  # top ANCHOR WIDTH: where that heading starts at that window width (a probe copy records its offset)
   sed "s#</body>#<script>addEventListener('load',function(){document.body.dataset.top=document.getElementById('$1').offsetTop})</script></body>#" \

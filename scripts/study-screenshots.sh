@@ -7,13 +7,8 @@
 #   scripts/study-screenshots.sh [WORK_DIR]     # caches, data and reports go there (default: a temp folder)
 #   PYTHON=.venv/bin/python DLBENCH_DATA_DIR=../shared/data scripts/study-screenshots.sh /tmp/studies
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=${1:-$(mktemp -d)}
-mkdir -p "$WORK" && WORK=$(cd "$WORK" && pwd)
-PY=${PYTHON:-python}
-CHROMIUM=$(command -v chromium || command -v chromium-browser) || { echo "chromium is not installed" >&2; exit 1; }
+source "$(dirname "$0")/screenshot-setup.sh"  # ROOT, WORK, PY, C (Chromium)
 export DLBENCH_HOME="$WORK/cache" DLBENCH_DATA_DIR="${DLBENCH_DATA_DIR:-$WORK/data}"
-C=("$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars "--user-data-dir=$WORK/profile")
 NAMES=$($PY -m dlbench study list --format json | $PY -c 'import json,sys; print(" ".join(r["name"] for r in json.load(sys.stdin)))')
 for name in $NAMES; do
   start=$(date +%s)
