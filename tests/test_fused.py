@@ -16,7 +16,7 @@ from dlbench.data import get_dataset
 from dlbench.data.transforms import InputTransform
 from dlbench.engine import train
 from dlbench.engine.fused import train_group
-from dlbench.engine.fused.families import LAYOUTS, fuse_models
+from dlbench.engine.fused.families import fuse_models
 from dlbench.engine.fused.optim import FusedOptimizer
 from dlbench.resolve import resolve_config
 
@@ -219,9 +219,3 @@ def test_every_fusable_family_unstacks_into_its_state_dict_and_computes_each_mem
     fused.load_member(1, models[2].state_dict())
     for name, w in models[2].state_dict().items():
         assert torch.equal(fused.member(1)[name], w), name
-
-
-def test_the_sweep_and_the_engine_list_the_same_families():
-    from dlbench.sweep.fused import FAMILIES
-
-    assert set(FAMILIES) == set(LAYOUTS)

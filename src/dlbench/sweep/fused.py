@@ -39,7 +39,6 @@ FUSABLE = (
     "patience",
     "seed",
 )
-FAMILIES = ("mlp", "cnn", "resnet", "vgg", "mlpmixer")  # dlbench.engine.fused.families.LAYOUTS (tested equal)
 AUTO = {"cpu": ("mlp",), "cuda": ("mlp", "cnn", "resnet")}  # the others only when asked: see the docstring
 SLOWER_ON_CPU = {  # why auto leaves a family alone on the CPU, as measured by benchmarks/fused.py
     "cnn": "grouped convolutions are slower there than separate runs",
@@ -86,11 +85,13 @@ def group_key(config: TrainConfig) -> str:
 def why_alone(config: TrainConfig, fuse: Fuse) -> str | None:
     """Why ``config`` cannot fuse under ``fuse`` (None: it can)."""
     from dlbench.engine.fused import unsupported_layer
+    from dlbench.engine.fused.families import LAYOUTS
     from dlbench.models import get_model_spec
 
     opts, family = config.options, get_model_spec(config.model).family
-    if family not in FAMILIES:
-        names = ", ".join(FAMILIES[:-1]) + f" and {FAMILIES[-1]}"
+    if family not in LAYOUTS:
+        *most, last = LAYOUTS
+        names = ", ".join(most) + f" and {last}"
         return f"{config.model} runs alone (fused training supports the {names} families)"
     if opts.init != "scratch" or opts.finetune != "full" or opts.weights or opts.input_size:
         return f"{config.model} runs alone (transfer learning is not fused)"

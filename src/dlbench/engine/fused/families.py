@@ -19,10 +19,8 @@ LAYOUTS = {
 
 
 def unsupported_layer(model: nn.Module, family: str) -> str | None:
-    """Why a model of ``family`` cannot be fused (None: it can)."""
-    layout = LAYOUTS.get(family)
-    if layout is None:
-        return f"the {family} family"
+    """Why a model of ``family`` (one of :data:`LAYOUTS`) cannot be fused (None: it can)."""
+    layout = LAYOUTS[family]
     if layout == "sequential":
         return unsupported_sequential(model)
     return unsupported_tree(model, layout)
